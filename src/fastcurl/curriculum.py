@@ -1,0 +1,78 @@
+"""CurriculumCallback: which stage holds at which step, and when to move on.
+
+The callback owns the schedule and the one decision to advance (``should_advance``); the trainer applies a stage
+to TRL's state when asked. Advancing is by step count by default; a subclass can advance on a measured condition
+(say, mean reward) by overriding ``should_advance``. The stage history (which global step each stage began at)
+is saved in every checkpoint's trainer state, so a resumed run knows its stage even when stages end early.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers.trainer_callback import ExportableState
+
+from .config import StageBatch, StageConfig
+
+
+@dataclass
+class StagePlan:
+    """A stage and its TRL batch fields on this run's process count."""
+
+    index: int
+    config: StageConfig
+    batch: StageBatch
+
+    @property
+    def name(self) -> str:
+        return self.config.name or f"stage-{self.index + 1}"
+
+
+class CurriculumCallback(TrainerCallback, ExportableState):
+    """Holds the stage schedule and decides when the current stage ends."""
+
+    def __init__(self, plans: list[StagePlan]) -> None:
+        self.plans = plans
+        self.stage_index = 0
+        self.stage_start_steps: list[int] = []
+
+    @property
+    def current(self) -> StagePlan:
+        return self.plans[self.stage_index]
+
+    @property
+    def stage_start_step(self) -> int:
+        return self.stage_start_steps[self.stage_index]
+
+    def begin_stage(self, index: int, global_step: int) -> None:
+        """Record that stage ``index`` starts at ``global_step`` (a resumed stage keeps its recorded start)."""
+        self.stage_index = index
+        if len(self.stage_start_steps) <= index:
+            self.stage_start_steps.append(global_step)
+
+    def updates_done(self, state: TrainerState) -> int:
+        return state.global_step - self.stage_start_step
+
+    def should_advance(self, state: TrainerState) -> bool:
+        """Whether the current stage is over. The default rule: it has made all its optimizer updates."""
+        return self.updates_done(state) >= self.current.batch.optimizer_updates
+
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> TrainerControl:
+        if self.plans and self.should_advance(state):
+            control.should_epoch_stop = True  # the trainer runs each stage as one pass of its epoch loop
+        return control
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "args": {},
+            "attributes": {"stage_index": self.stage_index, "stage_start_steps": list(self.stage_start_steps)},
+        }
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        attributes = saved.get("attributes", {})
+        self.stage_index = int(attributes.get("stage_index", 0))
+        self.stage_start_steps = [int(s) for s in attributes.get("stage_start_steps", [])]

@@ -1,0 +1,28 @@
+"""Math RL data: loading, length-aware segmentation and built-in offline problems."""
+
+from .loading import (
+    INSTRUCTION,
+    DataError,
+    add_instruction,
+    filter_by_prompt_length,
+    load_math_dataset,
+    normalize_ground_truth,
+    problem_text,
+)
+from .segment import SegmentCache, Segmentation, prompt_lengths, segment_by_prompt_length
+from .synthetic import make_synthetic_math
+
+__all__ = [
+    "INSTRUCTION",
+    "DataError",
+    "SegmentCache",
+    "Segmentation",
+    "add_instruction",
+    "filter_by_prompt_length",
+    "load_math_dataset",
+    "make_synthetic_math",
+    "normalize_ground_truth",
+    "problem_text",
+    "prompt_lengths",
+    "segment_by_prompt_length",
+]

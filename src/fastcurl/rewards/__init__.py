@@ -1,0 +1,37 @@
+"""Verifiable math rewards: answer extraction, equivalence and TRL-shaped reward functions.
+
+Independent of the trainer: a plain TRL user can pass ``accuracy_reward`` to ``GRPOTrainer``.
+"""
+
+from .extract import answer_region, extract_answer, last_boxed
+from .functions import (
+    accuracy_reward,
+    boxed_format_reward,
+    completion_text,
+    fastcurl_reward_funcs,
+    format_reward,
+    math_accuracy,
+    plain_accuracy_reward,
+)
+from .normalize import normalize_answer, numbers_equal, parse_number
+from .verify import SymbolicPool, Verifier, default_verifier, is_equivalent
+
+__all__ = [
+    "SymbolicPool",
+    "Verifier",
+    "accuracy_reward",
+    "answer_region",
+    "boxed_format_reward",
+    "completion_text",
+    "default_verifier",
+    "extract_answer",
+    "fastcurl_reward_funcs",
+    "format_reward",
+    "is_equivalent",
+    "last_boxed",
+    "math_accuracy",
+    "normalize_answer",
+    "numbers_equal",
+    "parse_number",
+    "plain_accuracy_reward",
+]

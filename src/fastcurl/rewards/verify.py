@@ -1,0 +1,250 @@
+"""Answer equivalence: the cheap path, then exact numbers, then a symbolic check in a sandboxed worker.
+
+The symbolic check runs math-verify's LaTeX parser (latex2sympy2_extended, an ANTLR grammar: it builds sympy
+objects and never evaluates Python) in separate worker processes. Each check has a hard deadline; a worker that
+misses it is killed and replaced, and the verdict is False. math-verify's own timeouts use signals, which only
+work in a process's main thread, which is why workers are processes and not threads.
+"""
+
+from __future__ import annotations
+
+import atexit
+import multiprocessing as mp
+import os
+import re
+import time
+from collections.abc import Iterable, Sequence
+from multiprocessing.connection import Connection, wait
+
+from .normalize import normalize_answer, numbers_equal
+
+DEFAULT_TIMEOUT = 3.0
+MAX_SYMBOLIC_CHARS = 600
+# Text that has no business in a math answer; such answers are never handed to a parser.
+_SUSPICIOUS = re.compile(r"__|\bimport\b|\blambda\b|\beval\b|\bexec\b|\bos\.|\bsystem\b|\bopen\(|;")
+
+
+def _symbolic_equal(answer: str, golds: Sequence[str]) -> bool:
+    """Runs inside a worker process: parse the LaTeX answer and golds with math-verify and compare."""
+    from math_verify import LatexExtractionConfig, parse, verify
+
+    config = [LatexExtractionConfig(boxed_match_priority=0, try_extract_without_anchor=False)]
+    parsed_answer = parse(f"\\boxed{{{answer}}}", extraction_config=config, parsing_timeout=None)
+    if not parsed_answer:
+        return False
+    for gold in golds:
+        parsed_gold = parse(f"\\boxed{{{gold}}}", extraction_config=config, parsing_timeout=None)
+        if parsed_gold and verify(parsed_gold, parsed_answer, timeout_seconds=None):
+            return True
+    return False
+
+
+def _worker_main(conn: Connection) -> None:
+    import logging
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    logging.getLogger("math_verify").setLevel(logging.CRITICAL)  # it warns that we own the timeouts: we do
+    while True:
+        try:
+            task = conn.recv()
+        except EOFError:
+            return
+        if task is None:
+            return
+        answer, golds = task
+        try:
+            conn.send(_symbolic_equal(answer, golds))
+        except Exception:
+            conn.send(False)
+
+
+class _Worker:
+    def __init__(self, context: mp.context.BaseContext) -> None:
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_worker_main, args=(child,), daemon=True)
+        self.process.start()
+        child.close()
+        self.task: int | None = None
+        self.deadline = 0.0
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.join(timeout=5)
+        self.conn.close()
+
+
+class SymbolicPool:
+    """Worker processes for the symbolic check, with a hard per-check deadline.
+
+    ``stats`` counts checks, timeouts and replaced workers, so a run can see when its reward is struggling.
+    """
+
+    def __init__(self, num_workers: int | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.num_workers = num_workers or max(1, min(os.cpu_count() or 1, 8))
+        self.timeout = timeout
+        self._context = mp.get_context("spawn")
+        self._workers: list[_Worker] = []
+        self.stats = {"checks": 0, "timeouts": 0, "workers_replaced": 0}
+
+    def _ensure_workers(self) -> None:
+        while len(self._workers) < self.num_workers:
+            self._workers.append(_Worker(self._context))
+
+    def map(self, tasks: Sequence[tuple[str, Sequence[str]]]) -> list[bool]:
+        """Verdicts for (answer, golds) tasks, in order; False for any check past its deadline."""
+        results = [False] * len(tasks)
+        if not tasks:
+            return results
+        self._ensure_workers()
+        pending = list(range(len(tasks)))[::-1]
+        busy: dict[Connection, _Worker] = {}
+        idle = list(self._workers)
+        while pending or busy:
+            while pending and idle:
+                worker = idle.pop()
+                index = pending.pop()
+                worker.task, worker.deadline = index, time.monotonic() + self.timeout
+                try:
+                    worker.conn.send(tasks[index])
+                except (BrokenPipeError, OSError):
+                    self._replace(worker)
+                    pending.append(index)
+                    continue
+                busy[worker.conn] = worker
+                self.stats["checks"] += 1
+            if not busy:
+                continue
+            now = time.monotonic()
+            soonest = min(w.deadline for w in busy.values())
+            for conn in wait(list(busy), timeout=max(0.0, soonest - now)):
+                worker = busy.pop(conn)
+                try:
+                    results[worker.task] = bool(conn.recv())
+                    idle.append(worker)
+                except (EOFError, OSError):
+                    idle.append(self._replace(worker))
+            now = time.monotonic()
+            for conn, worker in list(busy.items()):
+                if worker.deadline <= now:
+                    busy.pop(conn)
+                    self.stats["timeouts"] += 1
+                    idle.append(self._replace(worker))
+        return results
+
+    def _replace(self, worker: _Worker) -> _Worker:
+        worker.kill()
+        self.stats["workers_replaced"] += 1
+        fresh = _Worker(self._context)
+        self._workers[self._workers.index(worker)] = fresh
+        return fresh
+
+    def close(self) -> None:
+        for worker in self._workers:
+            try:
+                worker.conn.send(None)
+            except OSError:
+                pass
+            worker.kill()
+        self._workers = []
+
+
+_POOL: SymbolicPool | None = None
+
+
+def default_pool() -> SymbolicPool:
+    """The process-wide pool, started on first use and stopped at exit."""
+    global _POOL
+    if _POOL is None:
+        _POOL = SymbolicPool()
+        atexit.register(_POOL.close)
+    return _POOL
+
+
+def _as_golds(gold: str | Iterable[str] | float | int) -> list[str]:
+    if isinstance(gold, str):
+        return [gold]
+    if isinstance(gold, (int, float)):
+        return [str(int(gold)) if float(gold).is_integer() else repr(gold)]
+    return [str(g) for g in gold]
+
+
+def cheap_verdict(answer: str, golds: Sequence[str]) -> bool | None:
+    """True/False when string normalisation or exact numbers decide; None when a symbolic check is needed."""
+    norm_answer = normalize_answer(answer)
+    undecided = False
+    for gold in golds:
+        norm_gold = normalize_answer(gold)
+        if norm_answer == norm_gold:
+            return True
+        numeric = numbers_equal(norm_answer, norm_gold)
+        if numeric is None:
+            undecided = True
+        elif numeric:
+            return True
+    return None if undecided else False
+
+
+def needs_symbolic(answer: str) -> bool:
+    return len(answer) <= MAX_SYMBOLIC_CHARS and not _SUSPICIOUS.search(answer)
+
+
+class Verifier:
+    """Grades (answer, gold) pairs: cached, cheap path first, symbolic checks batched across worker processes."""
+
+    def __init__(self, pool: SymbolicPool | None = None, cache_size: int = 100_000) -> None:
+        self._pool = pool
+        self.cache: dict[tuple[str, tuple[str, ...]], bool] = {}
+        self.cache_size = cache_size
+
+    @property
+    def pool(self) -> SymbolicPool:
+        return self._pool or default_pool()
+
+    def verify_batch(self, answers: Sequence[str | None], golds: Sequence[str | Iterable[str]]) -> list[bool]:
+        """One verdict per answer (None answers are wrong), in order."""
+        verdicts: list[bool | None] = [None] * len(answers)
+        symbolic: dict[tuple[str, tuple[str, ...]], list[int]] = {}
+        for i, (answer, gold) in enumerate(zip(answers, golds, strict=True)):
+            gold_list = _as_golds(gold)
+            if answer is None or not answer.strip() or not gold_list:
+                verdicts[i] = False
+                continue
+            key = (answer, tuple(gold_list))
+            if key in self.cache:
+                verdicts[i] = self.cache[key]
+                continue
+            verdict = cheap_verdict(answer, gold_list)
+            if verdict is None and not needs_symbolic(answer):
+                verdict = False
+            if verdict is None:
+                symbolic.setdefault(key, []).append(i)
+            else:
+                verdicts[i] = verdict
+                self._remember(key, verdict)
+        if symbolic:
+            keys = list(symbolic)
+            for key, verdict in zip(keys, self.pool.map([(k[0], list(k[1])) for k in keys])):
+                self._remember(key, verdict)
+                for i in symbolic[key]:
+                    verdicts[i] = verdict
+        return [bool(v) for v in verdicts]
+
+    def _remember(self, key: tuple[str, tuple[str, ...]], verdict: bool) -> None:
+        if len(self.cache) >= self.cache_size:
+            self.cache.clear()
+        self.cache[key] = verdict
+
+
+_VERIFIER: Verifier | None = None
+
+
+def default_verifier() -> Verifier:
+    global _VERIFIER
+    if _VERIFIER is None:
+        _VERIFIER = Verifier()
+    return _VERIFIER
+
+
+def is_equivalent(answer: str | None, gold: str | Iterable[str] | float | int) -> bool:
+    """Whether ``answer`` (an extracted answer, not a whole completion) matches ``gold`` or any of several golds."""
+    return default_verifier().verify_batch([answer], [gold])[0]

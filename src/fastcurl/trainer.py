@@ -1,0 +1,375 @@
+"""CurriculumGRPOTrainer: GRPOTrainer that runs every stage of a curriculum inside one ``.train()``.
+
+How it fits into transformers' loop: ``Trainer._inner_training_loop`` runs ``_run_epoch`` once per epoch. Here
+each *stage* is one such pass. Before a stage's pass the trainer applies the stage to TRL's state (data, lengths,
+batch fields, per-stage settings, reference model, optimizer) and builds the stage's dataloader with TRL's own
+``get_train_dataloader``; the pass then runs exactly the stage's optimizer updates. Global step, logs, progress
+bar, checkpoints and resume stay those of one run. The decision to end a stage lives in ``CurriculumCallback``.
+
+With a plain ``GRPOConfig`` (no stages) nothing here changes GRPOTrainer's behaviour: it is one implicit stage.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from accelerate.utils import is_peft_model
+from datasets import Dataset
+from torch.utils.data import Sampler
+from transformers import AutoProcessor, PreTrainedModel
+from trl import GRPOTrainer
+from trl.trainer.callbacks import SyncRefModelCallback
+
+from .config import STAGE_OVERRIDABLE_FIELDS, FastCuRLConfig, StageConfig, derive_stage_batch
+from .curriculum import CurriculumCallback, StagePlan
+from .data import SegmentCache, filter_by_prompt_length, load_math_dataset, make_synthetic_math
+
+logger = logging.getLogger(__name__)
+
+SAMPLING_FIELDS = ("top_p", "top_k", "min_p", "repetition_penalty")
+
+
+class StageSampler(Sampler[int]):
+    """TRL's RepeatSampler, cycled over as many passes as a stage needs and cut at the stage's length.
+
+    Each pass reshuffles (the sampler's generator advances), like epochs over the stage's data.
+    """
+
+    def __init__(self, base: Sampler[int], num_indices: int) -> None:
+        self.base = base
+        self.num_indices = num_indices
+
+    def __iter__(self) -> Iterator[int]:
+        produced = 0
+        while produced < self.num_indices:
+            for index in self.base:
+                yield index
+                produced += 1
+                if produced == self.num_indices:
+                    return
+
+    def __len__(self) -> int:
+        return self.num_indices
+
+
+def load_stage_datasets(
+    stages: list[StageConfig], train_dataset: Dataset | dict[str, Dataset] | None
+) -> list[Dataset]:
+    """Each stage's problems: its source, loaded once per source, cut to its length segment (split once)."""
+    sources: dict[Any, Dataset] = {}
+    segments = SegmentCache()
+    result = []
+    for index, stage in enumerate(stages):
+        where = f"Stage {index + 1} ('{stage.name}')"
+        if stage.dataset is None:
+            if isinstance(train_dataset, dict):
+                if stage.name not in train_dataset:
+                    raise ValueError(
+                        f"{where} names no dataset and train_dataset has no entry '{stage.name}' "
+                        f"(it has {sorted(train_dataset)}). Set the stage's dataset or add that entry."
+                    )
+                base = train_dataset[stage.name]
+            elif train_dataset is None:
+                raise ValueError(f"{where} names no dataset and no train_dataset was given. Set the stage's dataset.")
+            else:
+                base = train_dataset
+            key: Any = ("given", id(base))
+            sources.setdefault(key, base)
+        else:
+            key = (stage.dataset, stage.dataset_split, tuple(sorted(stage.dataset_kwargs.items())))
+            if key not in sources:
+                if stage.dataset == "synthetic":
+                    sources[key] = make_synthetic_math(**stage.dataset_kwargs)
+                else:
+                    sources[key] = load_math_dataset(stage.dataset, split=stage.dataset_split, **stage.dataset_kwargs)
+        dataset = sources[key]
+        if stage.segment is not None:
+            dataset = segments.get(key, lambda d=dataset: d)[stage.segment]
+        result.append(dataset)
+    return result
+
+
+class CurriculumGRPOTrainer(GRPOTrainer):
+    """GRPOTrainer with a stage schedule (``FastCuRLConfig.stages``) applied inside one ``.train()`` call.
+
+    Accepts GRPOTrainer's arguments. ``train_dataset`` may be a dict keyed by stage name; stages that name their
+    own ``dataset`` load it themselves.
+    """
+
+    _tag_names = ["trl", "grpo", "fastcurl", "curriculum"]
+
+    def __init__(
+        self,
+        model: str | PreTrainedModel,
+        reward_funcs: Any,
+        args: FastCuRLConfig | Any = None,
+        train_dataset: Dataset | dict[str, Dataset] | None = None,
+        eval_dataset: Any = None,
+        processing_class: Any = None,
+        callbacks: list | None = None,
+        **kwargs: Any,
+    ) -> None:
+        stages: list[StageConfig] = list(getattr(args, "stages", None) or [])
+        self._stage_datasets: list[Dataset] = []
+        adjusted: dict[str, Any] = {}
+        if stages:
+            if kwargs.get("peft_config") is not None or (not isinstance(model, str) and is_peft_model(model)):
+                self._check_peft_reference(stages, args)
+            self._stage_datasets = load_stage_datasets(stages, train_dataset)  # before any model loads
+            if processing_class is None and isinstance(model, str):
+                processing_class = AutoProcessor.from_pretrained(model, trust_remote_code=args.trust_remote_code)
+            self._base_values = {name: getattr(args, name) for name in STAGE_OVERRIDABLE_FIELDS}
+            adjusted = self._construction_values(stages, args)
+            for name, value in adjusted.items():
+                setattr(args, name, value)
+            train_dataset = self._stage_datasets[0]
+        super().__init__(
+            model=model,
+            reward_funcs=reward_funcs,
+            args=args,
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
+            processing_class=processing_class,
+            callbacks=callbacks,
+            **kwargs,
+        )
+        for name in adjusted:
+            setattr(self.args, name, self._base_values[name])
+        plans = []
+        if stages:
+            self._filter_stage_prompts(stages)
+            num_processes = self.accelerator.num_processes
+            plans = [
+                StagePlan(i, stage, derive_stage_batch(stage, self._base_values["per_device_train_batch_size"],
+                                                       num_processes, self.num_iterations))
+                for i, stage in enumerate(stages)
+            ]
+        self.curriculum = CurriculumCallback(plans)
+        self.add_callback(self.curriculum)
+
+    # ----------------------------------------------------------------------------------------------- construction
+
+    @staticmethod
+    def _check_peft_reference(stages: list[StageConfig], args: Any) -> None:
+        for index, stage in enumerate(stages[1:], start=1):
+            beta = stage.overrides.get("beta", args.beta)
+            if stage.reset_reference and beta != 0:
+                raise ValueError(
+                    f"Stage {index + 1} ('{stage.name}') asks for reset_reference with a PEFT adapter, but under "
+                    "PEFT the KL reference is the adapter-free base model and cannot become the current policy. "
+                    "Set reset_reference: false for the stages after the first, set beta: 0, or train without PEFT."
+                )
+
+    @staticmethod
+    def _construction_values(stages: list[StageConfig], args: Any) -> dict[str, Any]:
+        """Values GRPOTrainer must see at construction so that later stages can use what TRL sets up only then.
+
+        TRL builds no reference model when ``beta == 0`` and enables the entropy bonus only when
+        ``entropy_coef != 0``; both are decided once, in ``__init__``.
+        """
+        values: dict[str, Any] = {}
+        for name in ("beta", "entropy_coef"):
+            used = [s.overrides.get(name, getattr(args, name)) for s in stages]
+            nonzero = [v for v in used if v != 0]
+            if getattr(args, name) == 0 and nonzero:
+                values[name] = nonzero[0]
+        return values
+
+    def _filter_stage_prompts(self, stages: list[StageConfig]) -> None:
+        tokenizer = getattr(self.processing_class, "tokenizer", self.processing_class)
+        filtered: dict[int, tuple[Dataset, int]] = {}
+        for index, stage in enumerate(stages):
+            dataset = self._stage_datasets[index]
+            if id(dataset) not in filtered:
+                filtered[id(dataset)] = filter_by_prompt_length(dataset, tokenizer, self.args.max_prompt_length)
+            kept, dropped = filtered[id(dataset)]
+            if len(kept) < stage.prompts_per_rollout_step:
+                raise ValueError(
+                    f"Stage {index + 1} ('{stage.name}') has {len(kept)} prompts after dropping {dropped} longer "
+                    f"than max_prompt_length={self.args.max_prompt_length} tokens, fewer than its "
+                    f"prompts_per_rollout_step ({stage.prompts_per_rollout_step}). Use more data, a larger "
+                    "max_prompt_length or fewer prompts per rollout step."
+                )
+            self._stage_datasets[index] = kept
+
+    # ------------------------------------------------------------------------------------- applying one stage
+
+    def _set_max_completion_length(self, length: int) -> None:
+        """Every copy TRL 1.16 keeps of the completion cap."""
+        self.args.max_completion_length = length
+        self.max_completion_length = length
+        if self.use_vllm:
+            self.vllm_generation.max_completion_length = length
+        else:
+            self.generation_config.max_new_tokens = length
+            self.generation_kwargs["max_new_tokens"] = length
+
+    def _apply_setting(self, name: str, value: Any) -> None:
+        """Apply one per-stage GRPOConfig field where TRL reads it after construction."""
+        setattr(self.args, name, value)
+        if name in ("beta", "entropy_coef", "mask_truncated_completions"):
+            setattr(self, name, value)
+        elif name == "epsilon":
+            self.epsilon_low = value
+            if self.args.epsilon_high is None:
+                self.epsilon_high = value
+        elif name == "epsilon_high":
+            self.epsilon_high = value if value is not None else self.epsilon_low
+        elif name == "scale_rewards":
+            self.scale_rewards = {True: "group", False: "none"}.get(value, value)
+        elif name in SAMPLING_FIELDS:
+            setattr(self, name, value)
+            if self.use_vllm:
+                setattr(self.vllm_generation, name, value)
+            else:
+                setattr(self.generation_config, name, value)
+                self.generation_kwargs[name] = value
+        elif name == "learning_rate":
+            if self.optimizer is not None:
+                for group in self.optimizer.param_groups:
+                    group["lr"] = group["initial_lr"] = value
+                if self.lr_scheduler is not None and hasattr(self.lr_scheduler, "base_lrs"):
+                    self.lr_scheduler.base_lrs = [value] * len(self.lr_scheduler.base_lrs)
+        elif name == "per_device_train_batch_size":
+            self._train_batch_size = value
+
+    def _enter_stage(self, index: int, *, resumed_updates: int | None) -> StagePlan:
+        """Make stage ``index`` current. ``resumed_updates`` counts its updates already made before a resume."""
+        plan = self.curriculum.plans[index]
+        stage, batch = plan.config, plan.batch
+        self.curriculum.begin_stage(index, self.state.global_step)
+        self.args.gradient_accumulation_steps = batch.gradient_accumulation_steps
+        self.args.steps_per_generation = batch.steps_per_generation
+        self.args.generation_batch_size = batch.generation_batch_size
+        self.args.num_generations = self.num_generations = stage.num_generations
+        self._set_max_completion_length(stage.max_completion_length)
+        for name in STAGE_OVERRIDABLE_FIELDS:
+            self._apply_setting(name, stage.overrides.get(name, self._base_values[name]))
+        self.train_dataset = self._stage_datasets[index]
+        # Completions buffered for the previous stage's batch shape must not leak into this one, and the
+        # micro-step counter decides which slice of a generation batch a step trains on.
+        self._buffered_inputs = None
+        self._step = (resumed_updates or 0) * batch.gradient_accumulation_steps
+        if resumed_updates is None and index > 0:
+            if stage.reset_reference and self.ref_model is not None:
+                model = self.accelerator.unwrap_model(self.model_wrapped)
+                SyncRefModelCallback.sync_target_model(model, self.ref_model, alpha=1.0)
+            if stage.reset_optimizer:
+                self._reset_optimizer()
+        return plan
+
+    def _reset_optimizer(self) -> None:
+        """A fresh optimizer state and LR schedule for the stages up to the next reset."""
+        self.optimizer.state.clear()
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["initial_lr"] = self.args.learning_rate
+        self.lr_scheduler = None
+        self.create_scheduler(num_training_steps=0, optimizer=self.optimizer)
+        self.callback_handler.lr_scheduler = self.lr_scheduler
+
+    def _schedule_horizon(self) -> int:
+        """Optimizer updates from the current stage's last optimizer reset up to the next one."""
+        plans = self.curriculum.plans
+        start = self.curriculum.stage_index
+        while start > 0 and not plans[start].config.reset_optimizer:
+            start -= 1
+        end = start + 1
+        while end < len(plans) and not plans[end].config.reset_optimizer:
+            end += 1
+        return sum(p.batch.optimizer_updates for p in plans[start:end])
+
+    # ------------------------------------------------------------------------ hooks into transformers' loop
+
+    def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
+        if self.curriculum_active:
+            num_training_steps = self._schedule_horizon()
+        return super().create_scheduler(num_training_steps=num_training_steps, optimizer=optimizer)
+
+    @property
+    def curriculum_active(self) -> bool:
+        return bool(getattr(self, "curriculum", None) and self.curriculum.plans)
+
+    def set_initial_training_values(self, args: Any, dataloader: Any) -> tuple:
+        values = super().set_initial_training_values(args, dataloader)
+        if not self.curriculum_active:
+            return values
+        plans = self.curriculum.plans
+        first = plans[0].batch
+        total_updates = sum(p.batch.optimizer_updates for p in plans)
+        num_examples = sum(len(d) for d in self._stage_datasets)
+        num_train_samples = sum(p.config.rollout_steps * p.batch.generation_batch_size for p in plans)
+        total_train_batch_size = first.per_device_train_batch_size * first.gradient_accumulation_steps * (
+            self.accelerator.num_processes
+        )
+        return (
+            len(plans),
+            max(first.optimizer_updates, 1),
+            num_examples,
+            num_train_samples,
+            total_train_batch_size,
+            first.optimizer_updates * first.gradient_accumulation_steps,
+            total_updates,
+        )
+
+    def _init_training_state(self, max_steps, num_update_steps_per_epoch, num_train_epochs, resume_from_checkpoint, trial):
+        epochs_trained, steps_trained = super()._init_training_state(
+            max_steps, num_update_steps_per_epoch, num_train_epochs, resume_from_checkpoint, trial
+        )
+        if not self.curriculum_active:
+            return epochs_trained, steps_trained
+        saved = self.state.stateful_callbacks.get(type(self.curriculum).__name__) if resume_from_checkpoint else None
+        if not saved:
+            self.curriculum.stage_index, self.curriculum.stage_start_steps = 0, []
+            return 0, 0
+        self.curriculum.restore(saved)
+        index = self.curriculum.stage_index
+        done = self.state.global_step - self.curriculum.stage_start_step
+        if done >= self.curriculum.plans[index].batch.optimizer_updates and index + 1 < len(self.curriculum.plans):
+            return index + 1, 0
+        return index, done * self.curriculum.plans[index].batch.gradient_accumulation_steps
+
+    def _run_epoch(self, model, epoch, train_dataloader, steps_in_epoch, num_update_steps_per_epoch, **kwargs):
+        if not self.curriculum_active:
+            return super()._run_epoch(
+                model=model,
+                epoch=epoch,
+                train_dataloader=train_dataloader,
+                steps_in_epoch=steps_in_epoch,
+                num_update_steps_per_epoch=num_update_steps_per_epoch,
+                **kwargs,
+            )
+        resuming_here = kwargs.get("resume_from_checkpoint") is not None and epoch == kwargs.get("epochs_trained")
+        resumed_updates = None
+        if resuming_here and len(self.curriculum.stage_start_steps) > epoch:
+            resumed_updates = self.state.global_step - self.curriculum.stage_start_steps[epoch]
+        plan = self._enter_stage(epoch, resumed_updates=resumed_updates)
+        logger.info(
+            f"Stage {epoch + 1}/{len(self.curriculum.plans)} '{plan.name}': {plan.config.rollout_steps} rollout steps, "
+            f"{plan.batch.optimizer_updates} updates, max_completion_length={plan.config.max_completion_length}, "
+            f"num_generations={plan.config.num_generations}, {len(self.train_dataset)} prompts"
+        )
+        return super()._run_epoch(
+            model=model,
+            epoch=epoch,
+            train_dataloader=self.get_train_dataloader(),
+            steps_in_epoch=plan.batch.optimizer_updates * plan.batch.gradient_accumulation_steps,
+            num_update_steps_per_epoch=plan.batch.optimizer_updates,
+            **kwargs,
+        )
+
+    def _get_train_sampler(self, dataset: Dataset | None = None) -> Sampler:
+        sampler = super()._get_train_sampler(dataset)
+        if not self.curriculum_active:
+            return sampler
+        plan = self.curriculum.current
+        if plan.index > 0 and getattr(sampler, "generator", None) is not None:
+            # Stages that share data (L2 in stages 2 and 4) should not replay the same order.
+            sampler.generator.manual_seed(self.args.seed + plan.index)
+        indices_per_rollout = plan.batch.generation_batch_size * plan.batch.steps_per_generation * self.num_iterations
+        return StageSampler(sampler, plan.config.rollout_steps * indices_per_rollout)
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        logs["curriculum/stage"] = float(self.curriculum.stage_index if self.curriculum_active else 0)
+        super().log(logs, start_time)

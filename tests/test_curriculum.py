@@ -1,0 +1,239 @@
+"""The curriculum core against the real GRPOTrainer on a tiny model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from datasets import Dataset
+from transformers import TrainerCallback
+from trl import GRPOConfig, GRPOTrainer
+
+from fastcurl import CurriculumGRPOTrainer, FastCuRLConfig, StageConfig
+from fastcurl.data import make_synthetic_math
+
+
+def length_reward(completions, **kwargs):
+    return [len(c[0]["content"] if isinstance(c, list) else c) / 50.0 for c in completions]
+
+
+class Recorder:
+    """A reward function that records each call's prompts and the trainer's stage at that moment."""
+
+    __name__ = "recorder"
+
+    def __init__(self):
+        self.trainer = None
+        self.calls = []
+
+    def __call__(self, prompts, completions, **kwargs):
+        stage = self.trainer.curriculum.stage_index if self.trainer is not None else None
+        self.calls.append((stage, [p[-1]["content"] for p in prompts]))
+        return length_reward(completions)
+
+
+def small_config(tmp_path, **kwargs):
+    base = dict(
+        output_dir=str(tmp_path),
+        report_to="none",
+        logging_steps=1,
+        save_strategy="no",
+        seed=0,
+        use_cpu=True,
+        per_device_train_batch_size=4,
+        learning_rate=1e-3,
+        lr_scheduler_type="constant",
+        disable_tqdm=True,
+    )
+    base.update(kwargs)
+    return base
+
+
+def two_stages(**overrides):
+    return [
+        StageConfig(
+            name="short", dataset="synthetic", dataset_kwargs={"num_problems": 64}, segment="L1", rollout_steps=2,
+            max_completion_length=8, num_generations=4, prompts_per_rollout_step=4, prompts_per_update=2,
+        ),
+        StageConfig(
+            name="long", dataset="synthetic", dataset_kwargs={"num_problems": 64}, segment="L3", rollout_steps=2,
+            max_completion_length=24, num_generations=4, prompts_per_rollout_step=2, overrides=overrides,
+        ),
+    ]
+
+
+def test_drop_in_matches_grpo_trainer(tiny_model_path, tmp_path):
+    dataset = make_synthetic_math(32, seed=3)
+    results = []
+    for trainer_cls in (GRPOTrainer, CurriculumGRPOTrainer):
+        seen = []
+
+        def reward(prompts, completions, **kwargs):
+            seen.append([c[0]["content"] for c in completions])
+            return length_reward(completions)
+
+        args = GRPOConfig(
+            **small_config(tmp_path / trainer_cls.__name__, max_steps=3, beta=0.01),
+            num_generations=4, max_completion_length=12,
+        )
+        trainer = trainer_cls(model=tiny_model_path, reward_funcs=reward, args=args, train_dataset=dataset)
+        trainer.train()
+        params = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+        results.append((seen, trainer.state.log_history, params))
+    (seen_a, logs_a, params_a), (seen_b, logs_b, params_b) = results
+    assert seen_a == seen_b and len(seen_a) == 3
+    assert len(logs_a) == len(logs_b)
+    for entry_a, entry_b in zip(logs_a, logs_b):
+        assert set(entry_b) - set(entry_a) == {"curriculum/stage"}
+        assert entry_b["curriculum/stage"] == 0.0
+        for key, value in entry_a.items():
+            if key.endswith(("runtime", "per_second", "step_time")):
+                continue
+            assert entry_b[key] == pytest.approx(value, rel=1e-5, abs=1e-7), key
+    for name, value in params_a.items():
+        assert torch.allclose(value, params_b[name]), name
+
+
+class StageProbe(TrainerCallback):
+    """Captures trainer state at the first step of each stage (before its first optimizer step)."""
+
+    def __init__(self):
+        self.trainer = None
+        self.seen = {}
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        t = self.trainer
+        index = t.curriculum.stage_index
+        if index in self.seen:
+            return
+        model = t.accelerator.unwrap_model(t.model)
+        ref_equal = None
+        if t.ref_model is not None:
+            ref_equal = all(
+                torch.equal(a, b) for a, b in zip(model.parameters(), t.ref_model.parameters(), strict=True)
+            )
+        self.seen[index] = {
+            "global_step": state.global_step,
+            "ref_equals_policy": ref_equal,
+            "optimizer_state_entries": len(t.optimizer.state),
+            "gradient_accumulation_steps": args.gradient_accumulation_steps,
+            "steps_per_generation": args.steps_per_generation,
+            "generation_batch_size": args.generation_batch_size,
+            "num_generations": t.num_generations,
+            "max_completion_length": t.max_completion_length,
+            "max_new_tokens": t.generation_config.max_new_tokens,
+            "generation_kwargs_max_new_tokens": t.generation_kwargs["max_new_tokens"],
+            "train_dataset": t.train_dataset,
+        }
+
+
+def run_two_stages(tiny_model_path, tmp_path, *, stage2_overrides=None, probe=None, **config):
+    recorder = Recorder()
+    args = FastCuRLConfig(**small_config(tmp_path, **config), stages=two_stages(**(stage2_overrides or {})))
+    trainer = CurriculumGRPOTrainer(
+        model=tiny_model_path, reward_funcs=[recorder], args=args, callbacks=[probe] if probe else None
+    )
+    recorder.trainer = trainer
+    if probe:
+        probe.trainer = trainer
+    trainer.train()
+    return trainer, recorder
+
+
+def test_stage_switch(tiny_model_path, tmp_path):
+    probe = StageProbe()
+    trainer, recorder = run_two_stages(tiny_model_path, tmp_path, probe=probe, beta=0.05)
+    logs = [h for h in trainer.state.log_history if "loss" in h]
+    # stage 1: 2 rollout steps x 2 updates; stage 2: 2 rollout steps x 1 update
+    assert [h["step"] for h in logs] == [1, 2, 3, 4, 5, 6]
+    assert [h["curriculum/stage"] for h in logs] == [0, 0, 0, 0, 1, 1]
+    assert trainer.state.global_step == 6
+
+    lengths = {h["step"]: h["completions/max_length"] for h in logs if "completions/max_length" in h}
+    assert all(lengths[s] <= 8 for s in (1, 3))
+    assert all(8 < lengths[s] <= 24 for s in (5, 6))
+
+    stage_prompts = [set(p[-1]["content"] for p in d["prompt"]) for d in trainer._stage_datasets]
+    assert not stage_prompts[0] & stage_prompts[1]
+    assert recorder.calls and {stage for stage, _ in recorder.calls} == {0, 1}
+    for stage, prompts in recorder.calls:
+        assert set(prompts) <= stage_prompts[stage]
+
+    kl = {h["step"]: h["kl"] for h in logs}
+    assert kl[4] > 0  # the policy moved away from the reference during stage 1
+    assert kl[5] == 0.0  # stage 2's reference is the policy it starts from
+    assert probe.seen[1]["ref_equals_policy"] is True
+    assert probe.seen[0]["ref_equals_policy"] is True
+    assert probe.seen[1]["optimizer_state_entries"] == 0  # fresh optimizer
+    assert probe.seen[1]["global_step"] == 4
+
+    first, second = probe.seen[0], probe.seen[1]
+    assert (first["gradient_accumulation_steps"], first["steps_per_generation"], first["generation_batch_size"]) == (
+        2, 4, 16,
+    )
+    assert (second["gradient_accumulation_steps"], second["steps_per_generation"]) == (2, 2)
+    assert second["generation_batch_size"] == 8
+    for key in ("max_completion_length", "max_new_tokens", "generation_kwargs_max_new_tokens"):
+        assert (first[key], second[key]) == (8, 24)
+    assert second["train_dataset"] is trainer._stage_datasets[1]
+
+
+def test_stage_keeps_optimizer_and_reference_when_asked(tiny_model_path, tmp_path):
+    probe = StageProbe()
+    recorder = Recorder()
+    stages = two_stages()
+    stages[1].reset_optimizer = False
+    stages[1].reset_reference = False
+    args = FastCuRLConfig(**small_config(tmp_path, beta=0.05), stages=stages)
+    trainer = CurriculumGRPOTrainer(model=tiny_model_path, reward_funcs=[recorder], args=args, callbacks=[probe])
+    probe.trainer = recorder.trainer = trainer
+    trainer.train()
+    assert probe.seen[1]["optimizer_state_entries"] > 0
+    assert probe.seen[1]["ref_equals_policy"] is False
+    kl = {h["step"]: h["kl"] for h in trainer.state.log_history if "kl" in h}
+    assert kl[5] > 0
+
+
+def test_stage_runs_several_passes_over_small_data(tiny_model_path, tmp_path):
+    recorder = Recorder()
+    stage = StageConfig(
+        name="only", rollout_steps=5, max_completion_length=6, num_generations=2, prompts_per_rollout_step=4
+    )
+    dataset = make_synthetic_math(8, seed=5)
+    args = FastCuRLConfig(**small_config(tmp_path), stages=[stage])
+    trainer = CurriculumGRPOTrainer(model=tiny_model_path, reward_funcs=[recorder], args=args, train_dataset=dataset)
+    recorder.trainer = trainer
+    trainer.train()
+    assert trainer.state.global_step == 5
+    assert len(recorder.calls) == 5
+    for _, prompts in recorder.calls:
+        assert len(prompts) == 8 and len(set(prompts)) == 4  # 4 distinct prompts, each num_generations times
+
+
+def test_curriculum_rejects_too_little_data(tiny_model_path, tmp_path):
+    stage = StageConfig(rollout_steps=1, max_completion_length=6, num_generations=2, prompts_per_rollout_step=16)
+    args = FastCuRLConfig(**small_config(tmp_path), stages=[stage])
+    with pytest.raises(ValueError, match=r"Stage 1 .* has 8 prompts .* fewer than its prompts_per_rollout_step \(16\)"):
+        CurriculumGRPOTrainer(
+            model=tiny_model_path, reward_funcs=[length_reward], args=args, train_dataset=make_synthetic_math(8)
+        )
+
+
+def test_prompt_length_filter_drops_long_prompts(tiny_model_path, tmp_path):
+    stage = StageConfig(rollout_steps=1, max_completion_length=6, num_generations=2, prompts_per_rollout_step=2)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_path)
+    dataset = make_synthetic_math(40, seed=2)
+
+    def n_tokens(prompt):
+        return len(tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True)["input_ids"])
+
+    lengths = sorted(n_tokens(p) for p in dataset["prompt"])
+    limit = lengths[len(lengths) // 2]
+    args = FastCuRLConfig(**small_config(tmp_path), stages=[stage], max_prompt_length=limit)
+    trainer = CurriculumGRPOTrainer(
+        model=tiny_model_path, reward_funcs=[length_reward], args=args, train_dataset=dataset
+    )
+    kept = trainer._stage_datasets[0]
+    assert len(kept) == sum(n <= limit for n in lengths) < len(dataset)
+    assert all(n_tokens(p) <= limit for p in kept["prompt"])

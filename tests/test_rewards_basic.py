@@ -1,0 +1,39 @@
+"""The reward in TRL's interface, extraction policy and safety."""
+
+from __future__ import annotations
+
+import time
+
+from fastcurl.rewards import accuracy_reward, extract_answer, format_reward, is_equivalent, plain_accuracy_reward
+
+
+def test_accuracy_reward_conversational_and_plain():
+    completions = [
+        [{"role": "assistant", "content": "reasoning </think> so \\boxed{\\dfrac{1}{2}}"}],
+        [{"role": "assistant", "content": "<think> \\boxed{0.5} and then it stops"}],
+        "plain </think> \\boxed{3}",
+    ]
+    assert accuracy_reward(completions, ground_truth=[["0.5"], ["0.5"], "3"]) == [1.0, 0.0, 1.0]
+    assert plain_accuracy_reward(["The answer is \\boxed{7}."], ground_truth=[["7"]]) == [1.0]
+    assert format_reward(["a </think> \\boxed{1}", "no think \\boxed{1}", "</think> nothing"]) == [1.0, 0.0, 0.0]
+
+
+def test_extraction_policy():
+    assert extract_answer("</think> \\boxed{\\frac{1}{2}}") == "\\frac{1}{2}"
+    assert extract_answer("<think> \\boxed{3}") is None
+    assert extract_answer("<think>\\boxed{3}</think> done") is None
+    assert extract_answer("x </think> \\boxed 5.") == "5"
+    assert extract_answer("</think> \\fbox{7}") == "7"
+    assert extract_answer("</think> \\boxed{12") is None
+    assert extract_answer("</think> \\boxed{1} then \\boxed{\\{1, {2}\\}}") == "\\{1, {2}\\}"
+
+
+def test_hostile_answer_runs_nothing_and_returns_in_time(tmp_path):
+    marker = tmp_path / "pwned"
+    hostile = f"__import__('os').system('touch {marker}')"
+    start = time.monotonic()
+    assert not is_equivalent(hostile, "0")
+    assert not is_equivalent("9^{9^{9^{9}}}", "1")
+    assert not is_equivalent("1" * 100_000, "1")
+    assert time.monotonic() - start < 15
+    assert not marker.exists()
