@@ -245,6 +245,11 @@ class FastCuRLConfig(GRPOConfig):
         },
     )
 
+    save_stage_checkpoints: bool = field(
+        default=True,
+        metadata={"help": "Save the policy at every stage end to <output_dir>/stage-<N>-<name>/."},
+    )
+
     def __post_init__(self):
         if self.stages:
             self.stages = [

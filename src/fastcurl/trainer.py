@@ -12,7 +12,9 @@ With a plain ``GRPOConfig`` (no stages) nothing here changes GRPOTrainer's behav
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from accelerate.utils import is_peft_model
@@ -25,6 +27,7 @@ from trl.trainer.callbacks import SyncRefModelCallback
 from .config import STAGE_OVERRIDABLE_FIELDS, FastCuRLConfig, StageConfig, derive_stage_batch
 from .curriculum import CurriculumCallback, StagePlan
 from .data import SegmentCache, filter_by_prompt_length, load_math_dataset, make_synthetic_math
+from .manifest import update_stage_manifest, write_run_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -345,12 +348,17 @@ class CurriculumGRPOTrainer(GRPOTrainer):
         if resuming_here and len(self.curriculum.stage_start_steps) > epoch:
             resumed_updates = self.state.global_step - self.curriculum.stage_start_steps[epoch]
         plan = self._enter_stage(epoch, resumed_updates=resumed_updates)
+        if epoch == 0 and resumed_updates is None and self.args.should_save:
+            write_run_manifest(
+                self.args.output_dir, self.args.to_dict(), self.args.seed, self.model.config._name_or_path
+            )
+        started = time.monotonic()
         logger.info(
             f"Stage {epoch + 1}/{len(self.curriculum.plans)} '{plan.name}': {plan.config.rollout_steps} rollout steps, "
             f"{plan.batch.optimizer_updates} updates, max_completion_length={plan.config.max_completion_length}, "
             f"num_generations={plan.config.num_generations}, {len(self.train_dataset)} prompts"
         )
-        return super()._run_epoch(
+        super()._run_epoch(
             model=model,
             epoch=epoch,
             train_dataloader=self.get_train_dataloader(),
@@ -358,6 +366,54 @@ class CurriculumGRPOTrainer(GRPOTrainer):
             num_update_steps_per_epoch=plan.batch.optimizer_updates,
             **kwargs,
         )
+        if self.curriculum.should_advance(self.state):
+            self._finish_stage(plan, time.monotonic() - started)
+
+    def stage_metrics(self, plan: StagePlan) -> dict[str, float]:
+        """Means of the stage's logged training metrics over its steps."""
+        start = self.curriculum.stage_start_steps[plan.index]
+        wanted = {"reward": "mean_reward", "completions/mean_length": "mean_completion_length",
+                  "completions/clipped_ratio": "clipped_ratio", "kl": "kl", "entropy": "entropy"}
+        sums: dict[str, list[float]] = {}
+        for entry in self.state.log_history:
+            if start < entry.get("step", -1) <= self.state.global_step and "loss" in entry:
+                for key, name in wanted.items():
+                    if key in entry:
+                        sums.setdefault(name, []).append(float(entry[key]))
+        return {name: sum(v) / len(v) for name, v in sums.items()}
+
+    def _finish_stage(self, plan: StagePlan, seconds: float) -> None:
+        """Stage end: a checkpoint of the policy, a manifest record and a one-line summary."""
+        checkpoint = Path(self.args.output_dir) / f"stage-{plan.index + 1}-{plan.name}"
+        if self.args.save_stage_checkpoints:
+            self.save_model(str(checkpoint))
+        metrics = self.stage_metrics(plan)
+        start = self.curriculum.stage_start_steps[plan.index]
+        if self.args.should_save:
+            update_stage_manifest(
+                self.args.output_dir,
+                {
+                    "index": plan.index,
+                    "name": plan.name,
+                    "dataset": plan.config.dataset or "train_dataset",
+                    "segment": plan.config.segment,
+                    "dataset_size": len(self._stage_datasets[plan.index]),
+                    "settings": plan.config.to_dict(),
+                    "batch": vars(plan.batch),
+                    "first_global_step": start + 1,
+                    "last_global_step": self.state.global_step,
+                    "seconds": round(seconds, 2),
+                    "metrics": metrics,
+                    "checkpoint": str(checkpoint) if self.args.save_stage_checkpoints else None,
+                },
+            )
+        summary = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+        message = (
+            f"[fastcurl] stage {plan.index + 1}/{len(self.curriculum.plans)} '{plan.name}' done: steps "
+            f"{start + 1}-{self.state.global_step}, {summary}, {seconds:.1f}s"
+        )
+        if self.is_world_process_zero():
+            print(message, flush=True)
 
     def _get_train_sampler(self, dataset: Dataset | None = None) -> Sampler:
         sampler = super()._get_train_sampler(dataset)
