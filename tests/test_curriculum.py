@@ -237,3 +237,14 @@ def test_prompt_length_filter_drops_long_prompts(tiny_model_path, tmp_path):
     kept = trainer._stage_datasets[0]
     assert len(kept) == sum(n <= limit for n in lengths) < len(dataset)
     assert all(n_tokens(p) <= limit for p in kept["prompt"])
+
+
+def test_lora_refuses_reference_reset_before_loading(tmp_path):
+    from peft import LoraConfig
+
+    args = FastCuRLConfig(**small_config(tmp_path, beta=0.01), stages=two_stages())
+    with pytest.raises(ValueError, match=r"Stage 2 \('long'\) asks for reset_reference with a PEFT adapter"):
+        CurriculumGRPOTrainer(
+            model="/nonexistent/model-never-loaded", reward_funcs=[length_reward], args=args,
+            peft_config=LoraConfig(r=4, target_modules=["q_proj"]),
+        )
