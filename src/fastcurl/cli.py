@@ -92,9 +92,99 @@ def train(argv: list[str] | None = None) -> None:
     print(f"[fastcurl] done: {trainer.state.global_step} updates; model in {config.output_dir}; plot {path}")
 
 
+def segment(argv: list[str] | None = None) -> None:
+    """``fastcurl segment INPUT --out DIR``: segments as parquet, stats JSON, a length histogram, leaks."""
+    parser = argparse.ArgumentParser(
+        prog="fastcurl segment",
+        description="Split a math training set by raw prompt length (FastCuRL: L1 <= mean < L3, L2 = all).",
+    )
+    parser.add_argument("input", help="verl parquet, JSONL/CSV/parquet problem file, directory or Hub dataset id.")
+    parser.add_argument("--out", required=True, help="Output directory for segments, stats.json and the plot.")
+    parser.add_argument("--num-segments", type=int, default=2, help="2 = FastCuRL's L1/L2/L3; k > 2 = quantiles.")
+    parser.add_argument("--tokenizer", help="Measure lengths in this tokenizer's tokens instead of characters.")
+    parser.add_argument("--split", default="train", help="Split to load for a Hub dataset id.")
+    parser.add_argument("--problem-column", help="Problem column of a plain file (default: prompt/problem/question).")
+    parser.add_argument("--answer-column", help="Answer column of a plain file (default: ground_truth/answer/...).")
+    parser.add_argument(
+        "--eval", nargs="*", default=[], metavar="PATH",
+        help="Evaluation files or directories to check the training problems against for contamination.",
+    )
+    parser.add_argument("--ngram", type=int, default=8, help="Tokens per n-gram for near-duplicate detection.")
+    parser.add_argument(
+        "--overlap", type=float, default=0.7, help="Share of shared n-grams that makes a near duplicate."
+    )
+    args = parser.parse_args(argv)
+    if args.num_segments < 2:
+        parser.error(f"--num-segments must be at least 2, got {args.num_segments}.")
+    if not 0 < args.overlap <= 1:
+        parser.error(f"--overlap must be in (0, 1], got {args.overlap}.")
+    eval_paths = _expand_eval_paths(parser, args.eval)
+
+    import json
+    from pathlib import Path
+
+    from .data import load_math_dataset, segment_by_prompt_length
+    from .plots import plot_length_histogram
+
+    columns = {"problem_column": args.problem_column, "answer_column": args.answer_column}
+    dataset = load_math_dataset(args.input, split=args.split, **columns)
+    tokenizer = None
+    if args.tokenizer:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
+    large = len(dataset) > 10_000
+    split = segment_by_prompt_length(dataset, num_segments=args.num_segments, tokenizer=tokenizer, progress=large)
+    out = Path(args.out)
+    paths = split.save(out, progress=large)
+    stats = {"source": str(args.input), **split.stats()}
+    for name, path in paths.items():
+        stats["segments"][name]["file"] = str(path)
+    plot = plot_length_histogram(split.lengths, split.thresholds, split.unit, out / "length_histogram.png",
+                                 title=Path(str(args.input)).name)
+    if eval_paths:
+        from .data.contamination import contamination_report, find_contamination
+
+        eval_sets = {path.stem: load_math_dataset(path) for path in eval_paths}
+        matches = find_contamination(dataset, eval_sets, ngram=args.ngram, threshold=args.overlap, progress=large)
+        report = contamination_report(matches, len(dataset))
+        (out / "contamination.json").write_text(json.dumps(report, indent=2))
+        stats["contamination"] = {k: report[k] for k in ("contaminated_train_problems", "per_benchmark")}
+    (out / "stats.json").write_text(json.dumps(stats, indent=2))
+
+    print(f"[fastcurl] {len(dataset):,} problems from {args.input}; threshold(s) "
+          f"{', '.join(f'{t:.2f}' for t in split.thresholds)} {split.unit}")
+    for name, row in stats["segments"].items():
+        print(f"  {name:>4}: {row['count']:>7,} problems, mean length {row['mean_length']:.2f} -> {row['file']}")
+    if eval_paths:
+        summary = stats["contamination"]
+        print(f"[fastcurl] contamination: {summary['contaminated_train_problems']} training problems match "
+              f"{', '.join(sorted(eval_sets))}: {json.dumps(summary['per_benchmark'])} "
+              f"(details in {out / 'contamination.json'})")
+    print(f"[fastcurl] stats {out / 'stats.json'}, histogram {plot}")
+
+
+def _expand_eval_paths(parser: argparse.ArgumentParser, given: list[str]):
+    """Evaluation files, a directory standing for the files inside it; missing paths fail before any work."""
+    from pathlib import Path
+
+    from .data.loading import FILE_SUFFIXES
+
+    paths = []
+    for item in given:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            paths.extend(sorted(p for p in path.iterdir() if p.suffix.lower() in FILE_SUFFIXES))
+        elif path.is_file():
+            paths.append(path)
+        else:
+            parser.error(f"--eval {item}: no such file or directory.")
+    return paths
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"train": train}
+    commands = {"train": train, "segment": segment}
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
         parser = argparse.ArgumentParser(prog="fastcurl", description=__doc__)
         parser.add_argument("command", choices=sorted(commands))

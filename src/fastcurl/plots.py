@@ -33,3 +33,31 @@ def plot_training(log_history: list[dict[str, Any]], stage_start_steps: list[int
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_length_histogram(
+    lengths: Any, thresholds: list[float], unit: str, path: str | Path, title: str = "prompt lengths"
+) -> Path:
+    """Histogram of raw prompt lengths with the segment thresholds marked (FastCuRL's Figure 2)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    lengths = np.asarray(lengths)
+    fig, ax = plt.subplots(figsize=(8, 4))
+    upper = float(np.percentile(lengths, 99.5)) if len(lengths) else 1.0
+    ax.hist(np.clip(lengths, 0, upper), bins=80, color="#4C72B0")
+    for threshold in thresholds:
+        ax.axvline(threshold, color="#C44E52", linestyle="--", linewidth=1.5)
+        ax.text(threshold, ax.get_ylim()[1] * 0.95, f" {threshold:.2f}", color="#C44E52", va="top", fontsize=9)
+    ax.set_xlabel(f"raw problem length ({unit}; top 0.5% clipped)")
+    ax.set_ylabel("problems")
+    ax.set_title(f"{title}: {len(lengths):,} problems")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

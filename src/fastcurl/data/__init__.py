@@ -1,5 +1,6 @@
 """Math RL data: loading, length-aware segmentation and built-in offline problems."""
 
+from .contamination import ContaminationMatch, contamination_report, find_contamination, normalize_problem
 from .loading import (
     INSTRUCTION,
     DataError,
@@ -14,14 +15,18 @@ from .synthetic import make_synthetic_math
 
 __all__ = [
     "INSTRUCTION",
+    "ContaminationMatch",
     "DataError",
     "SegmentCache",
     "Segmentation",
     "add_instruction",
+    "contamination_report",
     "filter_by_prompt_length",
+    "find_contamination",
     "load_math_dataset",
     "make_synthetic_math",
     "normalize_ground_truth",
+    "normalize_problem",
     "problem_text",
     "prompt_lengths",
     "segment_by_prompt_length",

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 from datasets import Dataset
 
 from .loading import INSTRUCTION, problem_text
@@ -29,6 +31,21 @@ class Segmentation:
 
     def __getitem__(self, name: str) -> Dataset:
         return self.segments[name]
+
+    def save(self, out_dir: str | Path, progress: bool = False) -> dict[str, Path]:
+        """Write each segment as ``<name>.parquet``; ``load_math_dataset`` and stage configs read them back."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        items: Any = self.segments.items()
+        if progress:
+            from tqdm.auto import tqdm
+
+            items = tqdm(items, total=len(self.segments), desc="writing segments", unit="segment")
+        paths = {}
+        for name, segment in items:
+            paths[name] = out / f"{name}.parquet"
+            pq.write_table(segment.with_format("arrow")[:], paths[name])
+        return paths
 
     def stats(self) -> dict[str, Any]:
         """Counts, mean and percentile lengths per segment (the paper's Table 2 plus percentiles)."""
@@ -49,13 +66,22 @@ def prompt_lengths(
     dataset: Dataset,
     instruction: str | None = INSTRUCTION,
     tokenizer: Any = None,
+    progress: bool = False,
 ) -> np.ndarray:
     """Raw problem length per row: characters, or tokens of the raw problem when a tokenizer is given."""
     texts = [problem_text(p, instruction) for p in dataset["prompt"]]
     if tokenizer is None:
         return np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
-    ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
-    return np.array([len(x) for x in ids], dtype=np.int64)
+    chunks = range(0, len(texts), 2048)
+    if progress:
+        from tqdm.auto import tqdm
+
+        chunks = tqdm(chunks, desc="tokenizing problems", unit="chunk")
+    counts = []
+    for start in chunks:
+        ids = tokenizer(texts[start : start + 2048], add_special_tokens=False)["input_ids"]
+        counts.extend(len(x) for x in ids)
+    return np.array(counts, dtype=np.int64)
 
 
 def segment_by_prompt_length(
@@ -65,6 +91,7 @@ def segment_by_prompt_length(
     instruction: str | None = INSTRUCTION,
     tokenizer: Any = None,
     lengths: np.ndarray | None = None,
+    progress: bool = False,
 ) -> Segmentation:
     """Split by raw prompt length.
 
@@ -77,7 +104,7 @@ def segment_by_prompt_length(
     if num_segments < 2:
         raise ValueError(f"num_segments must be at least 2, got {num_segments}.")
     if lengths is None:
-        lengths = prompt_lengths(dataset, instruction, tokenizer)
+        lengths = prompt_lengths(dataset, instruction, tokenizer, progress=progress)
     unit = "tokens" if tokenizer is not None else "characters"
     order = np.arange(len(lengths))
     if num_segments == 2:

@@ -13,6 +13,7 @@ from typing import Literal
 ThinkPolicy = Literal["auto", "required", "none"]
 BOX_COMMANDS = ("\\boxed", "\\fbox")
 MAX_ANSWER_CHARS = 2000
+MAX_BOX_ATTEMPTS = 64  # a completion whose last 64 boxes are all broken has no answer worth hunting for
 
 
 def answer_region(text: str, think: ThinkPolicy = "auto") -> str | None:
@@ -54,7 +55,7 @@ def last_boxed(text: str) -> str | None:
     An unclosed ``\\boxed{`` does not count. Nested braces are kept whole.
     """
     end = len(text)
-    while True:
+    for _ in range(MAX_BOX_ATTEMPTS):
         pos = max(text.rfind(cmd, 0, end) for cmd in BOX_COMMANDS)
         if pos < 0:
             return None
@@ -72,6 +73,7 @@ def last_boxed(text: str) -> str | None:
             if word:
                 return word
         end = pos
+    return None
 
 
 def extract_answer(completion: str, think: ThinkPolicy = "auto") -> str | None:

@@ -19,6 +19,7 @@ from multiprocessing.connection import Connection, wait
 from .normalize import normalize_answer, numbers_equal
 
 DEFAULT_TIMEOUT = 3.0
+STARTUP_TIMEOUT = 120.0  # a worker that cannot import math-verify in this long is replaced
 MAX_SYMBOLIC_CHARS = 600
 # Text that has no business in a math answer; such answers are never handed to a parser.
 _SUSPICIOUS = re.compile(r"__|\bimport\b|\blambda\b|\beval\b|\bexec\b|\bos\.|\bsystem\b|\bopen\(|;")
@@ -44,6 +45,8 @@ def _worker_main(conn: Connection) -> None:
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     logging.getLogger("math_verify").setLevel(logging.CRITICAL)  # it warns that we own the timeouts: we do
+    _symbolic_equal("x+1", ["1+x"])  # imports and builds the parser before "ready": not on a check's deadline
+    conn.send("ready")
     while True:
         try:
             task = conn.recv()
@@ -64,8 +67,9 @@ class _Worker:
         self.process = context.Process(target=_worker_main, args=(child,), daemon=True)
         self.process.start()
         child.close()
+        self.ready = False
         self.task: int | None = None
-        self.deadline = 0.0
+        self.deadline = time.monotonic() + STARTUP_TIMEOUT
 
     def kill(self) -> None:
         self.process.kill()
@@ -76,7 +80,9 @@ class _Worker:
 class SymbolicPool:
     """Worker processes for the symbolic check, with a hard per-check deadline.
 
-    ``stats`` counts checks, timeouts and replaced workers, so a run can see when its reward is struggling.
+    A check's deadline starts when a ready worker receives it, so a worker's start (importing sympy takes
+    seconds on a busy machine) never turns a right answer into a timeout. ``stats`` counts checks, timeouts and
+    replaced workers, so a run can see when its reward is struggling.
     """
 
     def __init__(self, num_workers: int | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
@@ -97,9 +103,9 @@ class SymbolicPool:
             return results
         self._ensure_workers()
         pending = list(range(len(tasks)))[::-1]
-        busy: dict[Connection, _Worker] = {}
-        idle = list(self._workers)
-        while pending or busy:
+        waiting: dict[Connection, _Worker] = {w.conn: w for w in self._workers if not w.ready}
+        idle = [w for w in self._workers if w.ready]
+        while pending or any(w.task is not None for w in waiting.values()):
             while pending and idle:
                 worker = idle.pop()
                 index = pending.pop()
@@ -107,28 +113,42 @@ class SymbolicPool:
                 try:
                     worker.conn.send(tasks[index])
                 except (BrokenPipeError, OSError):
-                    self._replace(worker)
+                    worker.task = None
+                    fresh = self._replace(worker)
+                    waiting[fresh.conn] = fresh
                     pending.append(index)
                     continue
-                busy[worker.conn] = worker
+                waiting[worker.conn] = worker
                 self.stats["checks"] += 1
-            if not busy:
+            if not waiting:
                 continue
-            now = time.monotonic()
-            soonest = min(w.deadline for w in busy.values())
-            for conn in wait(list(busy), timeout=max(0.0, soonest - now)):
-                worker = busy.pop(conn)
+            soonest = min(w.deadline for w in waiting.values())
+            for conn in wait(list(waiting), timeout=max(0.0, soonest - time.monotonic())):
+                worker = waiting.pop(conn)
                 try:
-                    results[worker.task] = bool(conn.recv())
-                    idle.append(worker)
+                    message = conn.recv()
                 except (EOFError, OSError):
-                    idle.append(self._replace(worker))
+                    if worker.task is not None:
+                        results[worker.task] = False
+                        worker.task = None
+                    fresh = self._replace(worker)
+                    waiting[fresh.conn] = fresh
+                    continue
+                if worker.ready:
+                    results[worker.task] = bool(message)
+                    worker.task = None
+                else:
+                    worker.ready = True
+                idle.append(worker)
             now = time.monotonic()
-            for conn, worker in list(busy.items()):
+            for conn, worker in list(waiting.items()):
                 if worker.deadline <= now:
-                    busy.pop(conn)
-                    self.stats["timeouts"] += 1
-                    idle.append(self._replace(worker))
+                    waiting.pop(conn)
+                    if worker.task is not None:
+                        self.stats["timeouts"] += 1
+                        worker.task = None
+                    fresh = self._replace(worker)
+                    waiting[fresh.conn] = fresh
         return results
 
     def _replace(self, worker: _Worker) -> _Worker:
@@ -178,10 +198,33 @@ def cheap_verdict(answer: str, golds: Sequence[str]) -> bool | None:
             return True
         numeric = numbers_equal(norm_answer, norm_gold)
         if numeric is None:
+            numeric = based_numbers_equal(norm_answer, norm_gold)
+        if numeric is None:
             undecided = True
         elif numeric:
             return True
     return None if undecided else False
+
+
+_BASED = re.compile(r"^([0-9A-Za-z]+)_\{?(\d+)\}?$")
+
+
+def based_numbers_equal(answer: str, gold: str) -> bool | None:
+    """Numbers written in a base (MATH's ``52_8``): same digits in the same base, or bare digits of the gold.
+
+    The symbolic parser reads the subscript as decoration, so without this ``52_9`` would equal ``52_8``.
+    """
+    gold_match = _BASED.match(gold)
+    if not gold_match:
+        return None
+    answer_match = _BASED.match(answer)
+    if answer_match:
+        return answer_match.group(1).lower() == gold_match.group(1).lower() and int(answer_match.group(2)) == int(
+            gold_match.group(2)
+        )
+    if answer.isalnum():
+        return answer.lower() == gold_match.group(1).lower()
+    return None
 
 
 def needs_symbolic(answer: str) -> bool:
