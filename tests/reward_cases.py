@@ -72,6 +72,8 @@ CASES: list[tuple[str, str, object, bool]] = [
     ("fraction", "\\frac{1}{2}", "\\frac{1}{3}", F),
     ("fraction", "3/4", "0.7", F),
     ("fraction", "2\\frac{1}{2}", "\\frac{5}{2}", T),
+    ("fraction", "2022 + \\frac{1}{2024}", "2022 + \\frac{1}{2023}", F),
+    ("fraction", "2 \\cdot 10^{-20}", "10^{-20}", F),
     # --- radicals and pi ---------------------------------------------------------------------------------------
     ("radical", "2\\sqrt{11}", "2 \\sqrt{11}", T),
     ("radical", "\\sqrt{44}", "2\\sqrt{11}", T),
@@ -99,6 +101,9 @@ CASES: list[tuple[str, str, object, bool]] = [
     ("expression", "n(n-1)/2", "\\frac{n(n+1)}{2}", F),
     ("expression", "I(0)e^{-\\frac{t}{RC}}", "I(0)e^{-\\frac{t}{RC}}\n", T),
     ("expression", "3x", "x3", T),
+    ("expression", "I(0)e^{-\\frac{2t}{RC}}", "I(0)e^{-\\frac{t}{RC}}", F),
+    ("expression", "\\text{teas}", "\\text{east}", F),
+    ("expression", "\\pi r^2", "r^2\\pi", T),
     # --- equations ---------------------------------------------------------------------------------------------
     ("equation", "y = 2x + 3", "y=2x+3", T),
     ("equation", "y = 3 + 2x", "y=2x+3", T),

@@ -97,3 +97,18 @@ def test_garbage_golds_and_answers_never_raise():
     answers = [None, "", "   ", "\\", "{", "\\frac{", "$$", "\\begin{pmatrix}", "1/0", "0/0", "\\infty/\\infty"]
     golds = ["1", "", "\\", "{", "}", "\\frac{1}{0}", "[", "(", "0/0", "nan", "\\infty"]
     assert verifier.verify_batch(answers, golds) == [False] * len(answers)
+
+
+def test_pool_gives_up_with_a_clear_message_when_workers_cannot_start():
+    """Code piped to python has no importable __main__, so spawned workers die at start: no endless respawn."""
+    import subprocess
+    import sys
+
+    code = (
+        "from fastcurl.rewards import SymbolicPool\n"
+        "pool = SymbolicPool(num_workers=1)\n"
+        "print(pool.map([('x^2-1', ['(x-1)(x+1)'])]), pool.broken)\n"
+    )
+    result = subprocess.run([sys.executable, "-"], input=code, capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "[False] True"
+    assert "main script must be importable" in result.stderr

@@ -37,3 +37,23 @@ def test_hostile_answer_runs_nothing_and_returns_in_time(tmp_path):
     assert not is_equivalent("1" * 100_000, "1")
     assert time.monotonic() - start < 15
     assert not marker.exists()
+
+
+def test_numeric_fingerprint_decides_only_what_it_can_read():
+    from fastcurl.rewards.numeric import fingerprint_equal
+
+    assert fingerprint_equal("\\frac{2}{\\sqrt{5}}", "\\frac{2\\sqrt{5}}{5}") is True
+    assert fingerprint_equal("(6,31,-2)", "(6,31,-1)") is False
+    assert fingerprint_equal("15, 5", "5, 15") is True  # bare lists are unordered
+    assert fingerprint_equal("(5, 15)", "(15, 5)") is False  # tuples are ordered
+    for answer, gold in [
+        ("\\text{teas}", "\\text{east}"),  # words are not products of letters
+        ("even", "neve"),
+        ("f(2)", "f(1)"),  # function notation
+        ("2\\frac{1}{2}", "\\frac{5}{2}"),  # mixed number
+        ("\\frac{1}{3}", "0.33"),  # approximate gold: the rounding rule decides
+        ("y = 2x", "y = 2x"),  # equations go to the symbolic check
+        ("9^{9^{9^{9}}}", "1"),  # overflow
+        ("__import__('os')", "0"),
+    ]:
+        assert fingerprint_equal(answer, gold) is None, (answer, gold)

@@ -55,6 +55,11 @@ def normalize_answer(text: str) -> str:
     return s
 
 
+def strip_variable_prefix(text: str) -> str:
+    """``x = 5`` -> ``5``; an equation with two ``=`` or none is left alone."""
+    return _VAR_PREFIX.sub("", text.strip().strip("$").strip())
+
+
 def _balanced(s: str) -> bool:
     depth = 0
     for c in s:

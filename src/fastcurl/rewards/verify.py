@@ -9,6 +9,7 @@ work in a process's main thread, which is why workers are processes and not thre
 from __future__ import annotations
 
 import atexit
+import logging
 import multiprocessing as mp
 import os
 import re
@@ -16,7 +17,10 @@ import time
 from collections.abc import Iterable, Sequence
 from multiprocessing.connection import Connection, wait
 
-from .normalize import normalize_answer, numbers_equal
+from .normalize import normalize_answer, numbers_equal, strip_variable_prefix
+from .numeric import fingerprint_equal
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 3.0
 STARTUP_TIMEOUT = 120.0  # a worker that cannot import math-verify in this long is replaced
@@ -90,7 +94,18 @@ class SymbolicPool:
         self.timeout = timeout
         self._context = mp.get_context("spawn")
         self._workers: list[_Worker] = []
-        self.stats = {"checks": 0, "timeouts": 0, "workers_replaced": 0}
+        self.stats = {"checks": 0, "timeouts": 0, "workers_replaced": 0, "unavailable": 0}
+        self._failed_starts = 0
+        self.broken = False
+
+    def _give_up(self) -> None:
+        self.broken = True
+        self.close()
+        logger.error(
+            "fastcurl's symbolic-check workers die while starting, so answers that need a symbolic comparison "
+            "score 0. Workers are started with 'spawn': the main script must be importable (run a .py file, "
+            "not code piped to python) and math-verify must import in a fresh interpreter."
+        )
 
     def _ensure_workers(self) -> None:
         while len(self._workers) < self.num_workers:
@@ -100,6 +115,9 @@ class SymbolicPool:
         """Verdicts for (answer, golds) tasks, in order; False for any check past its deadline."""
         results = [False] * len(tasks)
         if not tasks:
+            return results
+        if self.broken:
+            self.stats["unavailable"] += len(tasks)
             return results
         self._ensure_workers()
         pending = list(range(len(tasks)))[::-1]
@@ -131,6 +149,11 @@ class SymbolicPool:
                     if worker.task is not None:
                         results[worker.task] = False
                         worker.task = None
+                    elif not worker.ready:
+                        self._failed_starts += 1
+                        if self._failed_starts >= 3 * self.num_workers:
+                            self._give_up()
+                            return results
                     fresh = self._replace(worker)
                     waiting[fresh.conn] = fresh
                     continue
@@ -139,6 +162,7 @@ class SymbolicPool:
                     worker.task = None
                 else:
                     worker.ready = True
+                    self._failed_starts = 0
                 idle.append(worker)
             now = time.monotonic()
             for conn, worker in list(waiting.items()):
@@ -199,6 +223,8 @@ def cheap_verdict(answer: str, golds: Sequence[str]) -> bool | None:
         numeric = numbers_equal(norm_answer, norm_gold)
         if numeric is None:
             numeric = based_numbers_equal(norm_answer, norm_gold)
+        if numeric is None and not _WRAPPED_TEXT.search(answer + gold):
+            numeric = fingerprint_equal(strip_variable_prefix(answer), strip_variable_prefix(gold))
         if numeric is None:
             undecided = True
         elif numeric:
@@ -206,6 +232,7 @@ def cheap_verdict(answer: str, golds: Sequence[str]) -> bool | None:
     return None if undecided else False
 
 
+_WRAPPED_TEXT = re.compile(r"\\(?:text|mathrm|textbf|mbox|operatorname)\b")
 _BASED = re.compile(r"^([0-9A-Za-z]+)_\{?(\d+)\}?$")
 
 
