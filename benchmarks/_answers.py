@@ -17,6 +17,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from fastcurl.data import normalize_ground_truth
+from fastcurl.rewards.numeric import split_top_level
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fastcurl"
 FILES = ["test/aime2024", "test/amc2023", "test/math", "test/minerva", "test/olympiadbench", "train/train_L2"]
@@ -72,8 +73,9 @@ def equivalent_forms(gold: str) -> list[tuple[str, str]]:
         if denominator == 1:
             forms.append((f"{float(value):.10g}", "terminating decimal for a fraction"))
         return forms
-    parts = _top_level_items(gold)
-    if len(parts) > 1 and gold.lstrip()[:1] not in "([":
+    kind, parts = split_top_level(gold)
+    parts = [p.strip() for p in parts if p.strip()]
+    if kind == "list" and len(parts) > 1 and gold.lstrip()[:1] not in "([":
         forms.append((", ".join(reversed(parts)), "answer list reordered"))
     if "\\frac" in gold:
         forms.append((gold.replace("\\frac", "\\dfrac"), "\\dfrac"))
@@ -93,22 +95,6 @@ def wrong_forms(gold: str) -> list[tuple[str, str]]:
     if INTEGER.match(gold) and int(gold) != 0:
         forms.append((str(-int(gold)), "sign flipped"))
     return forms
-
-
-def _top_level_items(text: str) -> list[str]:
-    items, depth, current = [], 0, []
-    for ch in text:
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        if ch == "," and depth == 0:
-            items.append("".join(current).strip())
-            current = []
-        else:
-            current.append(ch)
-    items.append("".join(current).strip())
-    return [i for i in items if i]
 
 
 def derive_answers(pairs: list[tuple[str, list[str]]], seed: int = 0) -> list[DerivedAnswer]:

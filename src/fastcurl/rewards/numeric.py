@@ -235,7 +235,7 @@ def _factorial(value: complex) -> complex:
     return complex(math.factorial(int(value.real)))
 
 
-def _split_top_level(text: str) -> tuple[str, list[str]]:
+def split_top_level(text: str) -> tuple[str, list[str]]:
     """('tuple'|'list'|'single', items): parenthesised comma lists are ordered, bare ones are not."""
     depth, items, current = 0, [], []
     for ch in text:
@@ -253,11 +253,11 @@ def _split_top_level(text: str) -> tuple[str, list[str]]:
         return "list", items
     inner = text.strip()
     if inner.startswith("(") and inner.endswith(")"):
-        kind, parts = _split_top_level(inner[1:-1])
+        kind, parts = split_top_level(inner[1:-1])
         if kind == "list":
             return "tuple", parts
     if inner.startswith("\\{") and inner.endswith("\\}"):
-        kind, parts = _split_top_level(inner[2:-2])
+        kind, parts = split_top_level(inner[2:-2])
         return "list", parts
     return "single", [text]
 
@@ -325,8 +325,8 @@ def fingerprint_equal(answer: str, gold: str) -> bool | None:
         return None
     answer, gold = _STRIP.sub("", answer), _STRIP.sub("", gold)
     try:
-        kind_a, items_a = _split_top_level(answer)
-        kind_g, items_g = _split_top_level(gold)
+        kind_a, items_a = split_top_level(answer)
+        kind_g, items_g = split_top_level(gold)
         if kind_a != kind_g:
             return None
         points = _points(items_a + items_g)
