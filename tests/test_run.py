@@ -47,12 +47,21 @@ def test_cli_train_with_recipe_and_overrides(tiny_model_path, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     result = subprocess.run(
         [sys.executable, "-m", "fastcurl.cli", "train", "--config", str(recipe), "--output_dir", str(out),
-         "--learning_rate", "2e-3", "--max_steps_per_stage", "1"],
+         "--learning_rate", "2e-3", "--max_steps_per_stage", "1", "--report_to", "tensorboard"],
         capture_output=True, text=True, env=env, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "stage 1/2 'short' done: steps 1-1" in result.stdout
     assert "stage 2/2 'long' done: steps 2-2" in result.stdout
+    assert "stage 1/2 short:" in result.stderr and "stage 2/2 long:" in result.stderr  # the progress bar
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(next(out.rglob("events.out.tfevents.*")).parent))
+    events.Reload()
+    assert "curriculum/stage_name/text_summary" in events.Tags()["tensors"]
+    texts = [e.tensor_proto.string_val[0].decode() for e in events.Tensors("curriculum/stage_name/text_summary")]
+    assert texts == ["stage 1/2 short", "stage 2/2 long"]
+    assert {e.step: e.value for e in events.Scalars("train/curriculum/stage")} == {1: 0.0, 2: 1.0}
     run = json.loads((out / "run_manifest.json").read_text())
     assert run["config"]["learning_rate"] == 2e-3
     assert [s["name"] for s in run["config"]["stages"]] == ["short", "long"]
@@ -145,3 +154,41 @@ def test_quickstart_recipe_runs_two_steps_per_stage(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "stage 2/2 'L3-128' done" in result.stdout
     assert (tmp_path / "qs" / "training_curves.png").exists()
+
+
+def test_cli_resume_flag_continues_from_the_newest_checkpoint(tiny_model_path, tmp_path):
+    """`--resume` after an interruption inside stage 2 ends where an uninterrupted run ends, weight for weight."""
+    import shutil
+
+    import torch
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(tiny_recipe(tiny_model_path, tmp_path / "ignored")))
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+
+    def cli(out: Path, *extra: str) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            [sys.executable, "-m", "fastcurl.cli", "train", "--config", str(recipe), "--output_dir", str(out),
+             "--save_strategy", "steps", "--save_steps", "1", *extra],
+            capture_output=True, text=True, env=env, timeout=300,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result
+
+    full = tmp_path / "full"
+    cli(full)
+    cut = tmp_path / "cut"
+    shutil.copytree(full, cut)
+    # What a kill after step 3 leaves: no later checkpoints, no stage-2 checkpoint, no final model.
+    for name in ("checkpoint-4", "checkpoint-5", "stage-2-long"):
+        shutil.rmtree(cut / name)
+    (cut / "model.safetensors").unlink()
+    resumed = cli(cut, "--resume")
+    assert "stage 2/2 'long' done: steps 3-5" in resumed.stdout
+    assert "stage 1/2" not in resumed.stdout  # stage 1 is not run again
+    stages = json.loads((cut / "stage_manifest.json").read_text())["stages"]
+    assert [(s["index"], s["first_global_step"], s["last_global_step"]) for s in stages] == [(0, 1, 2), (1, 3, 5)]
+    a = AutoModelForCausalLM.from_pretrained(full)
+    b = AutoModelForCausalLM.from_pretrained(cut)
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(x, y), name

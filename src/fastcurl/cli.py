@@ -51,14 +51,14 @@ def load_reward(name: str):
     return getattr(importlib.import_module(module), attr)
 
 
-def parse_train_args(argv: list[str] | None = None):
+def parse_train_args(argv: list[str] | None = None, prog: str = "fastcurl train", need_model: bool = True):
     from trl import TrlParser
 
     from .config import FastCuRLConfig
 
-    parser = TrlParser((FastCuRLConfig, RunArguments), prog="fastcurl train")
+    parser = TrlParser((FastCuRLConfig, RunArguments), prog=prog)
     config, run = parser.parse_args_and_config(args=argv)
-    if not run.model_name_or_path:
+    if need_model and not run.model_name_or_path:
         parser.error("model_name_or_path is required (in the recipe or as --model_name_or_path).")
     if run.max_steps_per_stage is not None and config.stages:
         for stage in config.stages:
@@ -182,9 +182,123 @@ def _expand_eval_paths(parser: argparse.ArgumentParser, given: list[str]):
     return paths
 
 
+def plan(argv: list[str] | None = None) -> None:
+    """``fastcurl plan RECIPE.yaml [--dataset PATH] [--num_processes N] [--field value ...]``: the stage table."""
+    parser = argparse.ArgumentParser(
+        prog="fastcurl plan", description="Print a recipe's resolved stage table without loading a model."
+    )
+    parser.add_argument("config", help="Recipe YAML (the same file `fastcurl train --config` takes).")
+    parser.add_argument("--dataset", help="Use this data source for every stage that names one (a local copy).")
+    parser.add_argument("--num_processes", type=int, default=1, help="Training processes to derive batches for.")
+    parser.add_argument("--json", help="Also write the table to this JSON file.")
+    args, overrides = parser.parse_known_args(argv)
+    # Planning trains nothing: switch off the precision flags that transformers checks against this machine.
+    machine_neutral = ["--bf16", "false", "--fp16", "false"]
+    config, _ = parse_train_args(
+        ["--config", args.config, *overrides, *machine_neutral], prog="fastcurl plan", need_model=False
+    )
+    if not config.stages:
+        parser.error(f"{args.config} has no stages: nothing to plan.")
+    if args.dataset:
+        for stage in config.stages:
+            if stage.dataset not in (None, "synthetic"):
+                stage.dataset = args.dataset
+
+    from .plan import format_plan, plan_curriculum
+    from .trainer import load_stage_datasets
+
+    try:
+        sizes: list[int | None] = [len(d) for d in load_stage_datasets(config.stages, None)]
+    except (ValueError, OSError) as error:
+        print(f"[fastcurl] data sizes unknown: {error}", file=sys.stderr)
+        sizes = [None] * len(config.stages)
+    rows = plan_curriculum(config, sizes, args.num_processes)
+    print(format_plan(rows, args.num_processes))
+    if args.json:
+        import json
+        from dataclasses import asdict
+
+        with open(args.json, "w") as f:
+            json.dump([asdict(r) for r in rows], f, indent=2)
+
+
+def evaluate(argv: list[str] | None = None) -> None:
+    """``fastcurl eval --model PATH --benchmarks aime2024,math500 --samples 16``: the paper's benchmark table."""
+    from .evaluation import BENCHMARK_FILES
+
+    parser = argparse.ArgumentParser(
+        prog="fastcurl eval", description="pass@1 averaged over samples, pass@k, lengths and 'wait' counts."
+    )
+    parser.add_argument("--model", help="Model directory or Hub id (or package:NAME with --gguf-file).")
+    parser.add_argument("--gguf-file", help="GGUF file inside the model directory (converted once, cached).")
+    parser.add_argument("--benchmarks", default=",".join(BENCHMARK_FILES),
+                        help=f"Comma-separated names ({', '.join(BENCHMARK_FILES)}), files or Hub ids.")
+    parser.add_argument("--data-dir", help="Directory holding the benchmark files (verl parquet).")
+    parser.add_argument("--samples", type=int, default=16, help="Samples per problem (pass@1 is their mean).")
+    parser.add_argument("--temperature", type=float, default=0.6)
+    parser.add_argument("--top-p", type=float, default=1.0, help="1.0 as FastCuRL; DeepScaleR used 0.95.")
+    parser.add_argument("--max-tokens", type=int, default=32768, help="Maximum generated tokens per sample.")
+    parser.add_argument("--limit", type=int, help="Evaluate only the first N problems of each benchmark.")
+    parser.add_argument("--out", default="eval_results", help="Directory for samples.jsonl and results.json.")
+    parser.add_argument("--backend", default="auto", choices=["auto", "vllm", "transformers"])
+    parser.add_argument("--batch-size", type=int, default=64, help="Completions per generate call (transformers).")
+    parser.add_argument("--tensor-parallel-size", type=int, default=1, help="GPUs per vLLM engine.")
+    parser.add_argument("--dtype", help="torch dtype for the transformers backend (float32, bfloat16).")
+    parser.add_argument("--think", default="auto", choices=["auto", "required", "none"],
+                        help="Answer region: after </think> (auto/required) or the whole text (none).")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--regrade", metavar="SAMPLES_JSONL", help="Grade a samples file again; generate nothing.")
+    args = parser.parse_args(argv)
+    if args.samples < 1 or args.max_tokens < 1 or (args.limit is not None and args.limit < 1):
+        parser.error("--samples, --max-tokens and --limit must be positive.")
+    if not 0 < args.top_p <= 1 or args.temperature < 0:
+        parser.error("--top-p must be in (0, 1] and --temperature non-negative.")
+
+    import json
+    from pathlib import Path
+
+    from .evaluation import (
+        SamplingSettings,
+        TransformersBackend,
+        VLLMBackend,
+        choose_backend,
+        format_table,
+        load_benchmark,
+        regrade,
+    )
+
+    if args.regrade:
+        results = regrade(args.regrade, think=args.think)
+        print(format_table(results))
+        out = Path(args.regrade).with_name("results_regraded.json")
+        out.write_text(json.dumps(results, indent=2))
+        print(f"[fastcurl] results {out}")
+        return
+    if not args.model:
+        parser.error("--model is required (or --regrade SAMPLES_JSONL).")
+    names = [n.strip() for n in args.benchmarks.split(",") if n.strip()]
+    benchmarks = {Path(n).stem if Path(n).suffix else n: load_benchmark(n, args.data_dir, args.limit) for n in names}
+    backend_name = choose_backend(args.backend)
+    settings = SamplingSettings(temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
+                                seed=args.seed)
+    from .models import resolve_model
+
+    model_path = resolve_model(args.model, args.gguf_file)
+    if backend_name == "vllm":
+        backend = VLLMBackend(model_path, settings, tensor_parallel_size=args.tensor_parallel_size)
+    else:
+        backend = TransformersBackend.from_path(model_path, settings, batch_size=args.batch_size, dtype=args.dtype)
+    from .evaluation import evaluate as run_evaluation
+
+    print(f"[fastcurl] eval backend: {backend_name}", flush=True)
+    results = run_evaluation(backend, benchmarks, args.out, args.samples, think=args.think)
+    print(format_table(results))
+    print(f"[fastcurl] results {Path(args.out) / 'results.json'}, samples {Path(args.out) / 'samples.jsonl'}")
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"train": train, "segment": segment}
+    commands = {"train": train, "segment": segment, "plan": plan, "eval": evaluate}
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
         parser = argparse.ArgumentParser(prog="fastcurl", description=__doc__)
         parser.add_argument("command", choices=sorted(commands))

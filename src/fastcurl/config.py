@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -271,13 +272,18 @@ class FastCuRLConfig(GRPOConfig):
             first = self.stages[0]
             self.num_generations = first.num_generations
             self.max_completion_length = first.max_completion_length
-            # GRPOConfig derives the generation batch from these; the true per-stage values are set below.
-            self.generation_batch_size = None
+            # GRPOConfig derives steps_per_generation from this; the true per-stage values are set below.
+            self.generation_batch_size = first.prompts_per_rollout_step * first.num_generations
             self.steps_per_generation = None
             self.gradient_accumulation_steps = 1
             self.per_device_train_batch_size = first.overrides.get(
                 "per_device_train_batch_size", self.per_device_train_batch_size
             )
+            # Our batch errors name the stage; check before TRL's generic ones. WORLD_SIZE is what launchers set.
+            for stage in self.stages:
+                derive_stage_batch(
+                    stage, self.per_device_train_batch_size, int(os.environ.get("WORLD_SIZE", "1")), self.num_iterations
+                )
         super().__post_init__()
         if self.max_prompt_length is not None and self.max_prompt_length < 1:
             raise ValueError(f"max_prompt_length must be a positive integer or None, got {self.max_prompt_length}.")

@@ -369,6 +369,7 @@ class CurriculumGRPOTrainer(GRPOTrainer):
             write_run_manifest(
                 self.args.output_dir, self.args.to_dict(), self.args.seed, self.model.config._name_or_path
             )
+        self._announce_stage(plan)
         started = time.monotonic()
         logger.info(
             f"Stage {epoch + 1}/{len(self.curriculum.plans)} '{plan.name}': {plan.config.rollout_steps} rollout steps, "
@@ -385,6 +386,21 @@ class CurriculumGRPOTrainer(GRPOTrainer):
         )
         if self.curriculum.should_advance(self.state):
             self._finish_stage(plan, time.monotonic() - started)
+
+    def _announce_stage(self, plan: StagePlan) -> None:
+        """Show the stage on the progress bar and send its name to trackers that take text (metrics are floats)."""
+        label = f"stage {plan.index + 1}/{len(self.curriculum.plans)} {plan.name}"
+        for callback in self.callback_handler.callbacks:
+            bar = getattr(callback, "training_bar", None)
+            if bar is not None:
+                bar.set_description(label)
+            writer = getattr(callback, "tb_writer", None)
+            if writer is not None:
+                writer.add_text("curriculum/stage_name", label, self.state.global_step)
+            run = getattr(getattr(callback, "_wandb", None), "run", None)
+            if run is not None:
+                run.config.update({f"curriculum/stage_{plan.index + 1}": plan.name}, allow_val_change=True)
+                run.summary["curriculum/stage_name"] = plan.name
 
     def stage_metrics(self, plan: StagePlan) -> dict[str, float]:
         """Means of the stage's logged training metrics over its steps."""

@@ -1,0 +1,87 @@
+"""``fastcurl plan``: what a recipe will do, stage by stage, before any model loads or GPU hour is spent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .config import FastCuRLConfig, derive_stage_batch
+
+
+@dataclass
+class StageRow:
+    """One stage of the resolved plan."""
+
+    index: int
+    name: str
+    data: str
+    dataset_size: int | None
+    prompts_per_rollout_step: int
+    prompts_per_update: int
+    num_generations: int
+    max_completion_length: int
+    rollout_steps: int
+    optimizer_updates: int
+    per_device_train_batch_size: int
+    gradient_accumulation_steps: int
+    epochs: float | None
+    max_generated_tokens: int
+    overrides: dict[str, Any]
+
+
+def plan_curriculum(config: FastCuRLConfig, dataset_sizes: list[int | None], num_processes: int) -> list[StageRow]:
+    """The stage table: batch fields for ``num_processes`` processes, epochs over each stage's data, token bound."""
+    rows = []
+    for index, (stage, size) in enumerate(zip(config.stages or [], dataset_sizes, strict=True)):
+        batch = derive_stage_batch(stage, config.per_device_train_batch_size, num_processes, config.num_iterations)
+        prompts = stage.rollout_steps * stage.prompts_per_rollout_step
+        source = stage.dataset or "train_dataset"
+        rows.append(
+            StageRow(
+                index=index,
+                name=stage.name or f"stage{index + 1}",
+                data=f"{source}{' [' + stage.segment + ']' if stage.segment else ''}",
+                dataset_size=size,
+                prompts_per_rollout_step=stage.prompts_per_rollout_step,
+                prompts_per_update=stage.prompts_per_update or stage.prompts_per_rollout_step,
+                num_generations=stage.num_generations,
+                max_completion_length=stage.max_completion_length,
+                rollout_steps=stage.rollout_steps,
+                optimizer_updates=batch.optimizer_updates,
+                per_device_train_batch_size=batch.per_device_train_batch_size,
+                gradient_accumulation_steps=batch.gradient_accumulation_steps,
+                epochs=prompts / size if size else None,
+                max_generated_tokens=prompts * stage.num_generations * stage.max_completion_length,
+                overrides=dict(stage.overrides),
+            )
+        )
+    return rows
+
+
+def format_plan(rows: list[StageRow], num_processes: int) -> str:
+    """The table a user reads before launching, then the totals."""
+    header = ["stage", "data", "size", "prompts/step", "prompts/update", "rollouts", "max tokens", "rollout steps",
+              "updates", "epochs", "generated tokens <="]
+    body = []
+    for r in rows:
+        body.append([
+            f"{r.index + 1} {r.name}", r.data, f"{r.dataset_size:,}" if r.dataset_size is not None else "?",
+            str(r.prompts_per_rollout_step), str(r.prompts_per_update), str(r.num_generations),
+            f"{r.max_completion_length:,}", f"{r.rollout_steps:,}", f"{r.optimizer_updates:,}",
+            f"{r.epochs:.2f}" if r.epochs is not None else "?", f"{r.max_generated_tokens:,}",
+        ])
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths)) for b in body]
+    total_tokens = sum(r.max_generated_tokens for r in rows)
+    lines.append(
+        f"total: {sum(r.rollout_steps for r in rows):,} rollout steps, {sum(r.optimizer_updates for r in rows):,} "
+        f"optimizer updates, at most {total_tokens:,} generated tokens "
+        f"({total_tokens / 1e9:.2f}B) on {num_processes} training process(es)"
+    )
+    for r in rows:
+        details = [f"per-device batch {r.per_device_train_batch_size} x {r.gradient_accumulation_steps} accumulation"]
+        details += [f"{k}={v}" for k, v in sorted(r.overrides.items())]
+        lines.append(f"  stage {r.index + 1}: " + ", ".join(details))
+    return "\n".join(lines)
