@@ -108,3 +108,19 @@ def test_eval_errors_before_loading_a_model(tmp_path):
         capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
     )
     assert bad.returncode != 0 and "benchmark 'nosuch'" in bad.stderr and "Known names" in bad.stderr
+
+
+def test_data_parallel_workers_keep_prompts_in_order(tiny_model_path, shared_data, tmp_path):
+    """Two model copies in two processes: every sample lands on its own prompt, none lost or duplicated."""
+    from fastcurl.evaluation import load_benchmark
+
+    out = tmp_path / "dp"
+    result = _eval(tiny_model_path, shared_data / "test", out, "--data-parallel", "2", "--batch-size", "8")
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = read_records(out / "samples.jsonl")
+    assert len({(r["benchmark"], r["prompt_id"], r["sample"]) for r in records}) == len(records) == 24
+    for name in ("aime2024", "amc2023"):
+        golds = load_benchmark(name, shared_data / "test", limit=3)["ground_truth"]
+        for r in records:
+            if r["benchmark"] == name:
+                assert r["ground_truth"] == golds[r["prompt_id"]]

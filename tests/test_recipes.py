@@ -47,6 +47,7 @@ def test_preview_recipe_is_the_published_schedule():
     assert config.beta == 0.001 and config.entropy_coef == 0.001 and config.epsilon == 0.2
     assert config.temperature == 0.6 and config.max_prompt_length == 1024 and config.save_steps == 20
     assert all(s.reset_reference and s.reset_optimizer for s in config.stages)
+    assert config.eval_benchmarks == ["aime2024"] and config.eval_strategy == "steps" and config.eval_steps == 20
 
 
 @pytest.mark.parametrize(("version", "entropy"), [("v2", 1e-6), ("v3", 0.0)])

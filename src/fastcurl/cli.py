@@ -243,6 +243,10 @@ def evaluate(argv: list[str] | None = None) -> None:
     parser.add_argument("--backend", default="auto", choices=["auto", "vllm", "transformers"])
     parser.add_argument("--batch-size", type=int, default=64, help="Completions per generate call (transformers).")
     parser.add_argument("--tensor-parallel-size", type=int, default=1, help="GPUs per vLLM engine.")
+    parser.add_argument("--data-parallel", type=int, default=1,
+                        help="Model copies in separate processes, each on its own GPU(s); prompts are split.")
+    parser.add_argument("--devices", help="GPU ids per data-parallel worker, ';'-separated (default 0;1;... or "
+                        "groups of --tensor-parallel-size). Empty on CPU.")
     parser.add_argument("--dtype", help="torch dtype for the transformers backend (float32, bfloat16).")
     parser.add_argument("--think", default="auto", choices=["auto", "required", "none"],
                         help="Answer region: after </think> (auto/required) or the whole text (none).")
@@ -283,15 +287,32 @@ def evaluate(argv: list[str] | None = None) -> None:
                                 seed=args.seed)
     from .models import resolve_model
 
-    model_path = resolve_model(args.model, args.gguf_file)
-    if backend_name == "vllm":
+    model_path = str(resolve_model(args.model, args.gguf_file))
+    options = {"batch_size": args.batch_size, "dtype": args.dtype, "tensor_parallel_size": args.tensor_parallel_size}
+    if args.data_parallel > 1:
+        import torch
+
+        from .evaluation.backends import DataParallelBackend
+
+        devices = args.devices.split(";") if args.devices else None
+        if devices is None and torch.cuda.is_available():
+            tp = args.tensor_parallel_size
+            devices = [",".join(str(i * tp + j) for j in range(tp)) for i in range(args.data_parallel)]
+        if devices is None:  # CPU: the workers share the cores
+            options["threads"] = max(1, (torch.get_num_threads()) // args.data_parallel)
+        backend = DataParallelBackend(backend_name, model_path, settings, args.data_parallel, devices, options)
+    elif backend_name == "vllm":
         backend = VLLMBackend(model_path, settings, tensor_parallel_size=args.tensor_parallel_size)
     else:
         backend = TransformersBackend.from_path(model_path, settings, batch_size=args.batch_size, dtype=args.dtype)
     from .evaluation import evaluate as run_evaluation
 
     print(f"[fastcurl] eval backend: {backend_name}", flush=True)
-    results = run_evaluation(backend, benchmarks, args.out, args.samples, think=args.think)
+    try:
+        results = run_evaluation(backend, benchmarks, args.out, args.samples, think=args.think)
+    finally:
+        if hasattr(backend, "close"):
+            backend.close()
     print(format_table(results))
     print(f"[fastcurl] results {Path(args.out) / 'results.json'}, samples {Path(args.out) / 'samples.jsonl'}")
 

@@ -250,6 +250,32 @@ class FastCuRLConfig(GRPOConfig):
         default=True,
         metadata={"help": "Save the policy at every stage end to <output_dir>/stage-<N>-<name>/."},
     )
+    noop_guard_threshold: float | None = field(
+        default=0.9,
+        metadata={
+            "help": "Warn when both the clipped-completion ratio and the share of zero-variance reward groups stay "
+            "at or above this for noop_guard_patience logged steps (the run is learning nothing). None: off."
+        },
+    )
+    noop_guard_patience: int = field(default=5, metadata={"help": "Logged steps in a row before the guard warns."})
+    noop_guard_stop: bool = field(default=False, metadata={"help": "Stop training when the guard fires."})
+    eval_benchmarks: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Validation sets (names such as aime2024 resolved in eval_data_dir, files, or Hub ids), "
+            "evaluated every eval_steps and at each stage end with the current policy; logged as "
+            "eval/<name>/pass@1 and eval/<name>/mean_length. Used when no eval_dataset is passed."
+        },
+    )
+    eval_data_dir: str | None = field(
+        default=None, metadata={"help": "Directory holding the eval_benchmarks files (verl parquet)."}
+    )
+    eval_limit: int | None = field(
+        default=None, metadata={"help": "Validate on only the first N problems of each eval benchmark."}
+    )
+    eval_on_stage_end: bool = field(
+        default=True, metadata={"help": "Evaluate at every stage end when validation sets are configured."}
+    )
 
     def __post_init__(self):
         if self.stages:

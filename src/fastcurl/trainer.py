@@ -27,6 +27,7 @@ from trl.trainer.callbacks import SyncRefModelCallback
 from .config import STAGE_OVERRIDABLE_FIELDS, FastCuRLConfig, StageConfig, derive_stage_batch
 from .curriculum import CurriculumCallback, StagePlan
 from .data import SegmentCache, filter_by_prompt_length, load_math_dataset, make_synthetic_math
+from .guard import NoLearningGuard
 from .manifest import update_stage_manifest, write_run_manifest
 
 logger = logging.getLogger(__name__)
@@ -128,6 +129,13 @@ class CurriculumGRPOTrainer(GRPOTrainer):
             for name, value in adjusted.items():
                 setattr(args, name, value)
             train_dataset = self._stage_datasets[0]
+        if eval_dataset is None and getattr(args, "eval_benchmarks", None):
+            from .evaluation import load_benchmark
+
+            eval_dataset = {
+                Path(name).stem: load_benchmark(name, args.eval_data_dir, args.eval_limit)
+                for name in args.eval_benchmarks
+            }
         super().__init__(
             model=model,
             reward_funcs=reward_funcs,
@@ -151,6 +159,15 @@ class CurriculumGRPOTrainer(GRPOTrainer):
             ]
         self.curriculum = CurriculumCallback(plans)
         self.add_callback(self.curriculum)
+        self.noop_guard = None
+        if getattr(self.args, "noop_guard_threshold", None) is not None:
+            self.noop_guard = NoLearningGuard(
+                lambda: (self.curriculum.current.name if self.curriculum_active else "train", self.max_completion_length),
+                threshold=self.args.noop_guard_threshold,
+                patience=self.args.noop_guard_patience,
+                stop=self.args.noop_guard_stop,
+            )
+            self.add_callback(self.noop_guard)
 
     # ----------------------------------------------------------------------------------------------- construction
 
@@ -421,6 +438,13 @@ class CurriculumGRPOTrainer(GRPOTrainer):
         if self.args.save_stage_checkpoints:
             self.save_model(str(checkpoint))
         metrics = self.stage_metrics(plan)
+        if self.args.eval_on_stage_end and self.eval_dataset is not None:
+            def latest() -> list[dict[str, Any]]:
+                return [e for e in self.state.log_history if e.get("step") == self.state.global_step]
+
+            if not any(k.startswith("eval/") for e in latest() for k in e):  # eval_steps may have just run
+                self.evaluate()
+            metrics.update({k: v for e in latest() for k, v in e.items() if k.startswith("eval/")})
         start = self.curriculum.stage_start_steps[plan.index]
         if self.args.should_save:
             update_stage_manifest(
@@ -461,4 +485,25 @@ class CurriculumGRPOTrainer(GRPOTrainer):
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         logs["curriculum/stage"] = float(self.curriculum.stage_index if self.curriculum_active else 0)
+        if not self.model.training:
+            logs.update(self._validation_metrics(logs))
         super().log(logs, start_time)
+
+    def _validation_metrics(self, logs: dict[str, float]) -> dict[str, float]:
+        """``eval/<set>/pass@1`` and ``eval/<set>/mean_length`` from TRL's evaluation metrics of one eval set.
+
+        TRL's evaluation loop generates ``num_generations_eval`` completions per problem and scores them with the
+        reward functions; the accuracy reward's mean over them is pass@1 averaged over those samples.
+        """
+        name = next((k[len("eval_"): -len("_runtime")] for k in logs if k.startswith("eval_") and
+                     k.endswith("_runtime")), "")
+        name = name or "eval"
+        metrics = self._metrics["eval"]
+        accuracy = next((k for k in metrics if k.startswith("rewards/") and "accuracy" in k and k.endswith("/mean")),
+                        "reward")
+        out = {}
+        for key, label in ((accuracy, "pass@1"), ("completions/mean_length", "mean_length")):
+            values = [v for v in metrics.get(key, []) if v == v]
+            if values:
+                out[f"eval/{name}/{label}"] = sum(values) / len(values)
+        return out

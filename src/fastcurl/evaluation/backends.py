@@ -119,3 +119,100 @@ class VLLMBackend:
             [(o.text, len(o.token_ids), "length" if o.finish_reason == "length" else "stop") for o in out.outputs]
             for out in outputs
         ]
+
+
+def build_backend(kind: str, path: str, settings: SamplingSettings, options: dict[str, Any]) -> Any:
+    """A backend by name; module-level so data-parallel workers can build their own copy."""
+    if kind == "vllm":
+        return VLLMBackend(path, settings, tensor_parallel_size=options.get("tensor_parallel_size", 1))
+    return TransformersBackend.from_path(path, settings, batch_size=options.get("batch_size", 64),
+                                         dtype=options.get("dtype"))
+
+
+def _data_parallel_worker(conn: Any, device: str | None, kind: str, path: str, settings: SamplingSettings,
+                          options: dict[str, Any]) -> None:
+    import os
+
+    if device is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = device  # before torch or vLLM initialise CUDA
+    if options.get("threads"):
+        import torch
+
+        torch.set_num_threads(options["threads"])
+    try:
+        backend = build_backend(kind, path, settings, options)
+        conn.send(("ready", None))
+    except Exception as error:  # the parent reports it with the device named
+        conn.send(("error", repr(error)))
+        return
+    while True:
+        task = conn.recv()
+        if task is None:
+            return
+        prompts, n = task
+        try:
+            conn.send(("ok", backend.generate(prompts, n)))
+        except Exception as error:
+            conn.send(("error", repr(error)))
+
+
+class DataParallelBackend:
+    """One backend copy per device in its own process; each call's prompts are split across them, in order.
+
+    On GPUs each worker sees one device (``CUDA_VISIBLE_DEVICES``), so ``--data-parallel 8`` runs eight vLLM
+    engines on eight GPUs. Without devices the workers share the CPU, which is how the tests run it.
+    """
+
+    def __init__(self, kind: str, path: str, settings: SamplingSettings, workers: int,
+                 devices: list[str] | None = None, options: dict[str, Any] | None = None) -> None:
+        import multiprocessing as mp
+
+        if devices is not None and len(devices) != workers:
+            raise ValueError(f"{workers} data-parallel workers need {workers} devices, got {devices}.")
+        context = mp.get_context("spawn")
+        self.options = dict(options or {})
+        self.connections, self.processes = [], []
+        for i in range(workers):
+            parent, child = context.Pipe()
+            device = devices[i] if devices else None
+            process = context.Process(target=_data_parallel_worker,
+                                      args=(child, device, kind, path, settings, self.options), daemon=True)
+            process.start()
+            self.connections.append(parent)
+            self.processes.append(process)
+        for i, conn in enumerate(self.connections):
+            status, detail = conn.recv()
+            if status != "ready":
+                self.close()
+                raise RuntimeError(f"data-parallel worker {i} (device {devices[i] if devices else 'cpu'}) failed "
+                                   f"to load the model: {detail}")
+        self.kind = kind
+
+    def prompts_per_call(self, n: int) -> int:
+        per_worker = 256 if self.kind == "vllm" else max(1, self.options.get("batch_size", 64) // n)
+        return per_worker * len(self.connections)
+
+    def generate(self, prompts: list[list[dict[str, str]]], n: int) -> list[list[Sample]]:
+        size = -(-len(prompts) // len(self.connections))
+        shards = [prompts[i : i + size] for i in range(0, len(prompts), size)]
+        for conn, shard in zip(self.connections, shards):
+            conn.send((shard, n))
+        results: list[list[Sample]] = []
+        for conn, _ in zip(self.connections, shards):
+            status, payload = conn.recv()
+            if status != "ok":
+                raise RuntimeError(f"data-parallel generation failed: {payload}")
+            results.extend(payload)
+        return results
+
+    def close(self) -> None:
+        for conn in self.connections:
+            try:
+                conn.send(None)
+            except OSError:
+                pass
+        for process in self.processes:
+            process.join(timeout=10)
+            if process.is_alive():
+                process.kill()
+
