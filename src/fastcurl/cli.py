@@ -69,9 +69,9 @@ def parse_train_args(argv: list[str] | None = None, prog: str = "fastcurl train"
 def train(argv: list[str] | None = None) -> None:
     config, run = parse_train_args(argv)  # the whole recipe is validated here, before any model loads
     import torch
-    from transformers.trainer_utils import get_last_checkpoint
 
     from .models import resolve_model
+    from .safety import find_last_checkpoint
     from .trainer import CurriculumGRPOTrainer
 
     rewards = [load_reward(name) for name in run.reward_funcs]
@@ -80,11 +80,19 @@ def train(argv: list[str] | None = None) -> None:
         config.model_init_kwargs = {**(config.model_init_kwargs or {}), "dtype": getattr(torch, run.torch_dtype)}
     resume = None
     if run.resume:
-        resume = get_last_checkpoint(config.output_dir)
-        if resume is None:
+        resume = find_last_checkpoint(config.output_dir)
+        if resume is not None:
+            resume = str(resume)
+            print(f"[fastcurl] resuming from {resume}", flush=True)
+        else:
             print(f"[fastcurl] no checkpoint in {config.output_dir}; starting from scratch", flush=True)
     trainer = CurriculumGRPOTrainer(model=model, reward_funcs=rewards, args=config)
     trainer.train(resume_from_checkpoint=resume)
+    if trainer.stopped_by_signal:
+        last = find_last_checkpoint(config.output_dir)
+        print(f"[fastcurl] stopped by SIGTERM at update {trainer.state.global_step}; checkpoint {last}. "
+              f"Continue with: fastcurl train --config ... --resume", flush=True)
+        return
     trainer.save_model(config.output_dir)
     from .plots import plot_training
 

@@ -250,6 +250,14 @@ class FastCuRLConfig(GRPOConfig):
         default=True,
         metadata={"help": "Save the policy at every stage end to <output_dir>/stage-<N>-<name>/."},
     )
+    reward_error_limit: int | None = field(
+        default=100,
+        metadata={
+            "help": "A reward function that raises scores that sample 0 and the run goes on (counted as "
+            "rewards/<name>/errors), up to this many errors; then the run stops with the traceback. None: any "
+            "error stops the run at once, as in TRL."
+        },
+    )
     noop_guard_threshold: float | None = field(
         default=0.9,
         metadata={

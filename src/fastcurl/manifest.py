@@ -67,3 +67,12 @@ def update_stage_manifest(output_dir: str | Path, record: dict[str, Any]) -> Pat
     stages = [s for s in stages if s["index"] != record["index"]] + [record]
     write_json_atomic(path, {"stages": sorted(stages, key=lambda s: s["index"])})
     return path
+
+
+def read_stage_manifest(output_dir: str | Path) -> list[dict[str, Any]]:
+    """The stage records written so far (empty before the first stage ends)."""
+    path = Path(output_dir) / "stage_manifest.json"
+    try:
+        return json.loads(path.read_text())["stages"]
+    except (OSError, ValueError, KeyError):
+        return []

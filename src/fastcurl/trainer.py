@@ -12,6 +12,8 @@ With a plain ``GRPOConfig`` (no stages) nothing here changes GRPOTrainer's behav
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,8 +21,11 @@ from typing import Any
 
 from accelerate.utils import is_peft_model
 from datasets import Dataset
+import torch
+from torch import nn
 from torch.utils.data import Sampler
 from transformers import AutoProcessor, PreTrainedModel
+from transformers.trainer_utils import rotate_checkpoints
 from trl import GRPOTrainer
 from trl.trainer.callbacks import SyncRefModelCallback
 
@@ -28,6 +33,14 @@ from .config import STAGE_OVERRIDABLE_FIELDS, FastCuRLConfig, StageConfig, deriv
 from .curriculum import CurriculumCallback, StagePlan
 from .data import SegmentCache, filter_by_prompt_length, load_math_dataset, make_synthetic_math
 from .guard import NoLearningGuard
+from .safety import (
+    STAGING_DIR,
+    FaultInjectionCallback,
+    GracefulStop,
+    fail_soft_reward,
+    fault_point,
+    find_last_checkpoint,
+)
 from .manifest import update_stage_manifest, write_run_manifest
 
 logger = logging.getLogger(__name__)
@@ -129,6 +142,13 @@ class CurriculumGRPOTrainer(GRPOTrainer):
             for name, value in adjusted.items():
                 setattr(args, name, value)
             train_dataset = self._stage_datasets[0]
+        self.reward_errors: dict[str, int] = {}
+        limit = getattr(args, "reward_error_limit", None)
+        if limit is not None:
+            funcs = reward_funcs if isinstance(reward_funcs, list) else [reward_funcs]
+            funcs = [fail_soft_reward(f, limit, self.reward_errors) if callable(f) and not isinstance(f, nn.Module)
+                     else f for f in funcs]
+            reward_funcs = funcs if isinstance(reward_funcs, list) else funcs[0]
         if eval_dataset is None and getattr(args, "eval_benchmarks", None):
             from .evaluation import load_benchmark
 
@@ -159,6 +179,9 @@ class CurriculumGRPOTrainer(GRPOTrainer):
             ]
         self.curriculum = CurriculumCallback(plans)
         self.add_callback(self.curriculum)
+        self.graceful_stop = GracefulStop()
+        self.add_callback(self.graceful_stop)
+        self.add_callback(FaultInjectionCallback())
         self.noop_guard = None
         if getattr(self.args, "noop_guard_threshold", None) is not None:
             self.noop_guard = NoLearningGuard(
@@ -381,6 +404,8 @@ class CurriculumGRPOTrainer(GRPOTrainer):
         resumed_updates = None
         if resuming_here and len(self.curriculum.stage_start_steps) > epoch:
             resumed_updates = self.state.global_step - self.curriculum.stage_start_steps[epoch]
+        if resuming_here and resumed_updates is None and epoch > 0:
+            self._complete_interrupted_stage_end(epoch - 1)
         plan = self._enter_stage(epoch, resumed_updates=resumed_updates)
         if epoch == 0 and resumed_updates is None and self.args.should_save:
             write_run_manifest(
@@ -403,6 +428,22 @@ class CurriculumGRPOTrainer(GRPOTrainer):
         )
         if self.curriculum.should_advance(self.state):
             self._finish_stage(plan, time.monotonic() - started)
+            fault_point("after_stage", plan.index + 1)
+
+    def _complete_interrupted_stage_end(self, index: int) -> None:
+        """A run killed between a stage's last update and the end of its stage checkpoint: finish that end now.
+
+        The resumed weights are that stage's final policy, so the stage checkpoint (needed to restore the KL
+        reference on a later resume) and its manifest record are written from them.
+        """
+        from .manifest import read_stage_manifest
+
+        recorded = {s["index"] for s in read_stage_manifest(self.args.output_dir)}
+        checkpoint = self.stage_checkpoint_dir(index)
+        if index in recorded and (checkpoint.exists() or not self.args.save_stage_checkpoints):
+            return
+        logger.warning(f"Stage {index + 1} ended but its stage checkpoint or record is missing; writing it now.")
+        self._finish_stage(self.curriculum.plans[index], 0.0)
 
     def _announce_stage(self, plan: StagePlan) -> None:
         """Show the stage on the progress bar and send its name to trackers that take text (metrics are floats)."""
@@ -434,6 +475,7 @@ class CurriculumGRPOTrainer(GRPOTrainer):
 
     def _finish_stage(self, plan: StagePlan, seconds: float) -> None:
         """Stage end: a checkpoint of the policy, a manifest record and a one-line summary."""
+        fault_point("before_stage_end", plan.index + 1)
         checkpoint = self.stage_checkpoint_dir(plan.index)
         if self.args.save_stage_checkpoints:
             self.save_model(str(checkpoint))
@@ -472,6 +514,68 @@ class CurriculumGRPOTrainer(GRPOTrainer):
         if self.is_world_process_zero():
             print(message, flush=True)
 
+    # ------------------------------------------------------------------------------------------ crash safety
+
+    def train(self, *args: Any, **kwargs: Any) -> Any:
+        """TRL's train, with SIGTERM turned into "save a checkpoint and stop" for its duration."""
+        if self.args.should_save:
+            shutil.rmtree(Path(self.args.output_dir) / STAGING_DIR, ignore_errors=True)  # a crash's leftovers
+        self.graceful_stop.install()
+        try:
+            return super().train(*args, **kwargs)
+        finally:
+            self.graceful_stop.uninstall()
+
+    @property
+    def stopped_by_signal(self) -> bool:
+        return self.graceful_stop.requested
+
+    def _get_output_dir(self, trial: Any) -> str:
+        run_dir = super()._get_output_dir(trial)
+        return os.path.join(run_dir, STAGING_DIR) if getattr(self, "_staging", False) else run_dir
+
+    def _save_checkpoint(self, model: Any, trial: Any) -> None:
+        """transformers' checkpoint, written under ``.staging/`` and renamed into place only when complete.
+
+        A crash or a full disk during the write leaves the previous checkpoint the newest complete one.
+        """
+        run_dir = Path(super()._get_output_dir(trial))
+        name = f"checkpoint-{self.state.global_step}"
+        self._staging = True
+        try:
+            super()._save_checkpoint(model, trial)
+        except OSError as error:
+            raise OSError(
+                error.errno, f"Could not write {name} to {run_dir} ({error}). The previous complete checkpoint "
+                f"({find_last_checkpoint(run_dir) or 'none yet'}) is intact: free space and rerun with --resume."
+            ) from error
+        finally:
+            self._staging = False
+        fault_point("checkpoint_write", self.state.global_step)
+        self.accelerator.wait_for_everyone()
+        if self.args.should_save:
+            staged, final = run_dir / STAGING_DIR / name, run_dir / name
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(staged, final)
+            rotate_checkpoints(output_dir=str(run_dir), save_total_limit=self.args.save_total_limit,
+                               best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
+        self.accelerator.wait_for_everyone()
+
+    def training_step(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        try:
+            return super().training_step(*args, **kwargs)
+        except torch.OutOfMemoryError as error:
+            plan = self.curriculum.current if self.curriculum_active else None
+            where = f"stage {plan.index + 1} '{plan.name}'" if plan else "training"
+            raise torch.OutOfMemoryError(
+                f"Out of memory in {where} with max_completion_length={self.max_completion_length}, "
+                f"num_generations={self.num_generations}, per_device_train_batch_size="
+                f"{self.args.per_device_train_batch_size}, max_prompt_length={self.args.max_prompt_length}. "
+                f"Lower per_device_train_batch_size for this stage (it is a per-stage override), enable "
+                f"gradient_checkpointing, or generate on a vLLM server. Original error: {error}"
+            ) from error
+
     def _get_train_sampler(self, dataset: Dataset | None = None) -> Sampler:
         sampler = super()._get_train_sampler(dataset)
         if not self.curriculum_active:
@@ -487,6 +591,8 @@ class CurriculumGRPOTrainer(GRPOTrainer):
         logs["curriculum/stage"] = float(self.curriculum.stage_index if self.curriculum_active else 0)
         if not self.model.training:
             logs.update(self._validation_metrics(logs))
+        elif "loss" in logs:
+            logs.update({f"rewards/{name}/errors": float(n) for name, n in self.reward_errors.items()})
         super().log(logs, start_time)
 
     def _validation_metrics(self, logs: dict[str, float]) -> dict[str, float]:

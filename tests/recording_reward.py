@@ -1,0 +1,27 @@
+"""A reward for subprocess tests: scores like the real one and records what each update drew.
+
+``FASTCURL_TEST_RECORD`` names a JSONL file that gets, per reward call, the global step, the prompts, the
+completion lengths and the scores. ``FASTCURL_TEST_SIGTERM_AT=N`` sends SIGTERM to this process during update N.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+from fastcurl.rewards import plain_accuracy_reward
+
+
+def recorded_reward(prompts, completions, completion_ids, trainer_state, **kwargs):
+    scores = [float(len(ids) % 2) for ids in completion_ids]  # varied, so groups are not flat
+    step = trainer_state.global_step + 1
+    path = os.environ.get("FASTCURL_TEST_RECORD")
+    if path:
+        with open(path, "a") as f:
+            f.write(json.dumps({"step": step, "prompts": [p[-1]["content"] for p in prompts],
+                                "lengths": [len(ids) for ids in completion_ids], "scores": scores}) + "\n")
+    if os.environ.get("FASTCURL_TEST_SIGTERM_AT") == str(step):
+        os.kill(os.getpid(), signal.SIGTERM)
+    plain_accuracy_reward(completions, kwargs["ground_truth"])  # exercise the real verifier too
+    return scores
