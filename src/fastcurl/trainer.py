@@ -179,6 +179,8 @@ class CurriculumGRPOTrainer(GRPOTrainer):
             ]
         self.curriculum = CurriculumCallback(plans)
         self.add_callback(self.curriculum)
+        if stages and self.accelerator.num_processes > 1:
+            self._check_ranks_agree(stages)
         self.graceful_stop = GracefulStop()
         self.add_callback(self.graceful_stop)
         self.add_callback(FaultInjectionCallback())
@@ -193,6 +195,28 @@ class CurriculumGRPOTrainer(GRPOTrainer):
             self.add_callback(self.noop_guard)
 
     # ----------------------------------------------------------------------------------------------- construction
+
+    def _check_ranks_agree(self, stages: list[StageConfig]) -> None:
+        """Every rank must run the same schedule on the same data; a mismatch would hang a collective later."""
+        import hashlib
+        import json
+
+        from accelerate.utils import gather_object
+
+        digest = hashlib.sha256(json.dumps([s.to_dict() for s in stages], sort_keys=True, default=str).encode())
+        sizes = []
+        for dataset in self._stage_datasets:
+            sizes.append(len(dataset))
+            for prompt in dataset["prompt"]:
+                digest.update(prompt[-1]["content"].encode())
+        mine = f"{digest.hexdigest()[:12]} (stage sizes {sizes})"
+        everyone = gather_object([mine])
+        if len(set(everyone)) > 1:
+            listing = "; ".join(f"rank {r}: {v}" for r, v in enumerate(everyone))
+            raise ValueError(
+                f"The training processes disagree on the curriculum ({listing}). Every rank must load the same "
+                f"recipe and the same data: check per-node paths, dataset versions and environment variables."
+            )
 
     @staticmethod
     def _check_peft_reference(stages: list[StageConfig], args: Any) -> None:

@@ -1,0 +1,75 @@
+"""A two-stage curriculum under `accelerate launch` (DDP or DeepSpeed ZeRO-2 on CPU), recording every rank.
+
+Writes ``<out>/rank-<r>.jsonl``: per update, the rank, global step, stage, completion cap, the prompts this rank
+scored and checksums of the policy and the reference at each stage start.
+
+    accelerate launch --cpu --num_processes 2 tests/multiprocess_run.py MODEL OUT [--fail-on-rank R]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import torch
+from transformers import TrainerCallback
+
+from fastcurl import CurriculumGRPOTrainer, FastCuRLConfig, StageConfig
+
+
+def checksum(model) -> float:
+    return float(sum(p.detach().double().sum() for p in model.parameters()))
+
+
+def main() -> None:
+    model_path, out = sys.argv[1], Path(sys.argv[2])
+    rank = int(os.environ.get("RANK", "0"))
+    records = out / f"rank-{rank}.jsonl"
+    num_problems = 48 + (1 if "--mismatch" in sys.argv and rank == 1 else 0)
+
+    def recorded(prompts, completions, trainer_state, **kwargs):
+        with records.open("a") as f:
+            f.write(json.dumps({"kind": "reward", "rank": rank, "step": trainer_state.global_step + 1,
+                                "stage": trainer.curriculum.stage_index,
+                                "cap": trainer.max_completion_length,
+                                "prompts": [p[-1]["content"] for p in prompts],
+                                "lengths": [len(c[0]["content"]) for c in completions]}) + "\n")
+        return [float(i % 2) for i in range(len(completions))]
+
+    class StageStart(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            start = trainer.curriculum.stage_start_steps[trainer.curriculum.stage_index]
+            if state.global_step == start:
+                policy = trainer.accelerator.unwrap_model(trainer.model_wrapped)
+                with records.open("a") as f:
+                    f.write(json.dumps({"kind": "stage_start", "rank": rank, "step": state.global_step,
+                                        "stage": trainer.curriculum.stage_index,
+                                        "grad_accum": trainer.args.gradient_accumulation_steps,
+                                        "engine_steps": getattr(trainer.model_wrapped, "global_steps", None),
+                                        "policy": checksum(policy), "reference": checksum(trainer.ref_model)})
+                            + "\n")
+
+    stage = {"dataset": "synthetic", "dataset_kwargs": {"num_problems": num_problems}, "num_generations": 4}
+    stages = [
+        StageConfig(name="short", segment="L1", max_completion_length=8, prompts_per_rollout_step=4,
+                    rollout_steps=2, **stage),
+        # twice the prompts per update: gradient accumulation changes at the boundary
+        StageConfig(name="long", segment="L3", max_completion_length=16, prompts_per_rollout_step=8,
+                    rollout_steps=2, **stage),
+    ]
+    args = FastCuRLConfig(output_dir=str(out), use_cpu=True, report_to="none", logging_steps=1,
+                          save_strategy="no", per_device_train_batch_size=4, learning_rate=1e-3,
+                          lr_scheduler_type="constant", seed=0, beta=0.05, stages=stages, disable_tqdm=True)
+    trainer = CurriculumGRPOTrainer(model=model_path, reward_funcs=recorded, args=args, callbacks=[StageStart()])
+    trainer.train()
+    with records.open("a") as f:
+        f.write(json.dumps({"kind": "done", "rank": rank, "step": trainer.state.global_step,
+                            "engine_steps": getattr(trainer.model_wrapped, "global_steps", None),
+                            "policy": checksum(trainer.accelerator.unwrap_model(trainer.model_wrapped))}) + "\n")
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    main()
