@@ -325,9 +325,29 @@ def evaluate(argv: list[str] | None = None) -> None:
     print(f"[fastcurl] results {Path(args.out) / 'results.json'}, samples {Path(args.out) / 'samples.jsonl'}")
 
 
+def push(argv: list[str] | None = None) -> None:
+    """``fastcurl push RUN_DIR --repo-id USER/NAME``: stage branches and the final model, as a run pushes them."""
+    parser = argparse.ArgumentParser(prog="fastcurl push", description=push.__doc__)
+    parser.add_argument("run_dir", help="A fastcurl output_dir (with stage_manifest.json and stage-N-<name>/).")
+    parser.add_argument("--repo-id", required=True, help="Hub repository, e.g. me/fastcurl-1.5b.")
+    parser.add_argument("--private", action="store_true", help="Create the repository as private.")
+    parser.add_argument("--overwrite-branches", action="store_true",
+                        help="Overwrite stage branches that exist and were not pushed from this run directory.")
+    parser.add_argument("--token", help="Hub token (default: the logged-in one).")
+    args = parser.parse_args(argv)
+    from .hub import push_run
+
+    results = push_run(args.run_dir, args.repo_id, token=args.token, private=args.private or None,
+                       overwrite_branches=args.overwrite_branches)
+    for result in results:
+        print(f"[fastcurl] {args.repo_id}@{result.branch}: {'pushed' if result.ok else 'FAILED: ' + str(result.error)}")
+    if not all(r.ok for r in results):
+        sys.exit(1)
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"train": train, "segment": segment, "plan": plan, "eval": evaluate}
+    commands = {"train": train, "segment": segment, "plan": plan, "eval": evaluate, "push": push}
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
         parser = argparse.ArgumentParser(prog="fastcurl", description=__doc__)
         parser.add_argument("command", choices=sorted(commands))

@@ -250,6 +250,13 @@ class FastCuRLConfig(GRPOConfig):
         default=True,
         metadata={"help": "Save the policy at every stage end to <output_dir>/stage-<N>-<name>/."},
     )
+    hub_overwrite_branches: bool = field(
+        default=False,
+        metadata={
+            "help": "With push_to_hub, overwrite a stage branch that already exists in hub_model_id and was not "
+            "pushed by this run (by default such a push is refused and reported)."
+        },
+    )
     reward_error_limit: int | None = field(
         default=100,
         metadata={

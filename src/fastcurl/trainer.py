@@ -142,6 +142,11 @@ class CurriculumGRPOTrainer(GRPOTrainer):
             for name, value in adjusted.items():
                 setattr(args, name, value)
             train_dataset = self._stage_datasets[0]
+        # With push_to_hub the curriculum pushes stage branches and the final model itself (fastcurl.hub);
+        # transformers' own per-checkpoint pushes to main would interleave with them, so they stay off.
+        push_stages = bool(getattr(args, "push_to_hub", False)) and bool(stages)
+        if push_stages:
+            args.push_to_hub = False
         self.reward_errors: dict[str, int] = {}
         limit = getattr(args, "reward_error_limit", None)
         if limit is not None:
@@ -181,6 +186,17 @@ class CurriculumGRPOTrainer(GRPOTrainer):
         self.add_callback(self.curriculum)
         if stages and self.accelerator.num_processes > 1:
             self._check_ranks_agree(stages)
+        self.hub_pusher = None
+        if push_stages and self.args.should_save:
+            from .hub import HubPusher
+
+            self.hub_pusher = HubPusher(
+                repo_id=self.args.hub_model_id or Path(self.args.output_dir).name,
+                run_dir=self.args.output_dir,
+                token=self.args.hub_token,
+                private=self.args.hub_private_repo,
+                overwrite_branches=self.args.hub_overwrite_branches,
+            )
         self.graceful_stop = GracefulStop()
         self.add_callback(self.graceful_stop)
         self.add_callback(FaultInjectionCallback())
@@ -530,6 +546,14 @@ class CurriculumGRPOTrainer(GRPOTrainer):
                     "checkpoint": str(checkpoint) if self.args.save_stage_checkpoints else None,
                 },
             )
+        if self.hub_pusher is not None and self.args.save_stage_checkpoints:
+            from .hub import stage_branch
+
+            self.hub_pusher.push(
+                checkpoint, stage_branch(plan.index, plan.name),
+                f"fastcurl stage {plan.index + 1}/{len(self.curriculum.plans)} '{plan.name}': updates "
+                f"{start + 1}-{self.state.global_step}",
+            )
         summary = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
         message = (
             f"[fastcurl] stage {plan.index + 1}/{len(self.curriculum.plans)} '{plan.name}' done: steps "
@@ -546,9 +570,18 @@ class CurriculumGRPOTrainer(GRPOTrainer):
             shutil.rmtree(Path(self.args.output_dir) / STAGING_DIR, ignore_errors=True)  # a crash's leftovers
         self.graceful_stop.install()
         try:
-            return super().train(*args, **kwargs)
+            output = super().train(*args, **kwargs)
         finally:
             self.graceful_stop.uninstall()
+        if self.hub_pusher is not None:
+            if not self.stopped_by_signal:
+                self.save_model(self.args.output_dir)
+                self.hub_pusher.push(self.args.output_dir, "main",
+                                     f"fastcurl: final model after {self.state.global_step} updates")
+            failed = [r for r in self.hub_pusher.wait() if not r.ok]
+            if failed:
+                logger.error(f"{len(failed)} Hub push(es) failed: {[(r.branch, r.error) for r in failed]}")
+        return output
 
     @property
     def stopped_by_signal(self) -> bool:

@@ -1,0 +1,249 @@
+"""Push a curriculum to the Hugging Face Hub: one branch per stage, the final model on ``main``, a model card.
+
+Stage ``k`` of a run goes to the branch ``stage-k-<name>`` of one repository, so every stage's policy is a
+revision users can load (``from_pretrained(repo, revision="stage-1-L1-8k")``). Pushes run on a background
+thread, are retried, and never touch the local checkpoints; optimizer state never leaves the machine. A branch
+that already exists and was not pushed by this run is left alone unless ``overwrite_branches`` is set.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+# Training state that stays local: optimizer, scheduler, RNG, step checkpoints, the staging area.
+LOCAL_ONLY = ["optimizer.pt", "scheduler.pt", "rng_state*.pth", "scaler.pt", "checkpoint-*/**", ".staging/**",
+              "stage-*/**", "global_step*/**", "runs/**", "*.jsonl", "hub_pushes.json"]
+TAGS = ["fastcurl", "grpo", "curriculum", "trl", "math", "reasoning"]
+CITATION = """@article{song2025fastcurl,
+  title   = {FastCuRL: Curriculum Reinforcement Learning with Stage-wise Context Scaling for Efficient Training
+             R1-like Reasoning Models},
+  author  = {Song, Mingyang and Zheng, Mao and Li, Zheng and Yang, Wenjie and Luo, Xuan and Pan, Yue and
+             Zhang, Feng},
+  journal = {arXiv preprint arXiv:2503.17287},
+  year    = {2025}
+}"""
+
+
+def stage_branch(index: int, name: str) -> str:
+    """The branch for stage ``index`` (0-based): ``stage-1-L1-8k``, the same name as its local directory."""
+    return f"stage-{index + 1}-{name}"
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def model_card(run_dir: str | Path, repo_id: str, eval_results: dict[str, Any] | None = None) -> str:
+    """The README.md of the pushed repository, from the run's manifests."""
+    run_dir = Path(run_dir)
+    run = _read(run_dir / "run_manifest.json")
+    stages = _read(run_dir / "stage_manifest.json").get("stages", [])
+    config = run.get("config", {})
+    base = run.get("model") or config.get("model_name_or_path") or "unknown"
+    rewards = config.get("reward_funcs") or ["fastcurl.rewards.accuracy_reward"]
+    planned = config.get("stages") or []
+    lines = [
+        "---",
+        "library_name: transformers",
+        f"base_model: {base}" if base != "unknown" else "base_model: null",
+        "tags:",
+        *[f"- {tag}" for tag in TAGS],
+        "---",
+        "",
+        f"# {repo_id.split('/')[-1]}",
+        "",
+        f"`{base}` trained with a FastCuRL-style curriculum ([fastcurl](https://github.com/fastcurl/fastcurl)): "
+        "GRPO in stages of growing context length on problems segmented by prompt length.",
+        "",
+        "## Curriculum",
+        "",
+        "| stage | revision | data | problems | max completion tokens | rollouts | rollout steps | updates |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    by_index = {s["index"]: s for s in stages}
+    for i, planned_stage in enumerate(planned or [s["settings"] for s in stages]):
+        record = by_index.get(i, {})
+        settings = record.get("settings", planned_stage)
+        name = settings.get("name") or f"stage{i + 1}"
+        data = f"{settings.get('dataset') or 'train_dataset'}"
+        if settings.get("segment"):
+            data += f" [{settings['segment']}]"
+        updates = (f"{record['first_global_step']}-{record['last_global_step']}" if record else "not run")
+        lines.append(
+            f"| {i + 1} | `{stage_branch(i, name)}` | {data} | {record.get('dataset_size', '?')} | "
+            f"{settings.get('max_completion_length')} | {settings.get('num_generations')} | "
+            f"{settings.get('rollout_steps')} | {updates} |"
+        )
+    shared = {k: config[k] for k in ("learning_rate", "lr_scheduler_type", "beta", "entropy_coef", "epsilon",
+                                     "temperature", "max_prompt_length", "seed") if k in config}
+    lines += ["", "Settings shared by all stages: " + ", ".join(f"`{k}={v}`" for k, v in shared.items()) + ".",
+              "", f"Reward: {', '.join(f'`{r}`' for r in rewards)} (1 when the final boxed answer is equivalent "
+              "to the ground truth).", "", "## Results per stage", ""]
+    if stages:
+        keys = sorted({k for s in stages for k in s.get("metrics", {})})
+        lines += ["| stage | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+        for s in stages:
+            values = [f"{s['metrics'][k]:.4g}" if k in s.get("metrics", {}) else "" for k in keys]
+            lines.append(f"| {s['index'] + 1} {s['name']} | " + " | ".join(values) + " |")
+    else:
+        lines.append("No stage has finished yet.")
+    if eval_results:
+        lines += ["", "## Evaluation", "", "| benchmark | pass@1 |", "|---|---|"]
+        for name, result in eval_results.items():
+            if isinstance(result, dict) and result.get("pass@1") is not None:
+                lines.append(f"| {name} | {100 * result['pass@1']:.1f} |")
+    lines += [
+        "", "## Loading a stage", "", "```python", "from transformers import AutoModelForCausalLM", "",
+        f'final = AutoModelForCausalLM.from_pretrained("{repo_id}")',
+    ]
+    if planned:
+        first = planned[0].get("name") or "stage1"
+        lines.append(f'stage_1 = AutoModelForCausalLM.from_pretrained("{repo_id}", revision="{stage_branch(0, first)}")')
+    lines += ["```", "", "## Citation", "", "```bibtex", CITATION, "```", ""]
+    return "\n".join(lines)
+
+
+@dataclass
+class PushResult:
+    branch: str
+    folder: str
+    ok: bool
+    attempts: int
+    error: str | None = None
+
+
+@dataclass
+class HubPusher:
+    """Sequential background pushes to one repository, retried, with their outcomes kept in ``results``."""
+
+    repo_id: str
+    run_dir: str
+    token: str | None = None
+    private: bool | None = None
+    overwrite_branches: bool = False
+    max_attempts: int = 3
+    retry_delay: float = 5.0
+    results: list[PushResult] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        from huggingface_hub import HfApi
+
+        self.api = HfApi(token=self.token)
+        self._queue: queue.Queue = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._repo_ready = False
+        self._ledger = Path(self.run_dir) / "hub_pushes.json"
+
+    def _own_branches(self) -> set[str]:
+        return set(_read(self._ledger).get("branches", []))
+
+    def _remember(self, branch: str) -> None:
+        ledger = _read(self._ledger)
+        ledger["repo_id"] = self.repo_id
+        ledger["branches"] = sorted(set(ledger.get("branches", [])) | {branch})
+        self._ledger.write_text(json.dumps(ledger, indent=2))
+
+    def push(self, folder: str | Path, branch: str, message: str, wait: bool = False) -> None:
+        """Queue ``folder`` for ``branch`` (``main`` for the final model); ``wait`` blocks until it is done."""
+        self._queue.put((Path(folder), branch, message))
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._work, name="fastcurl-hub-push", daemon=True)
+            self._thread.start()
+        if wait:
+            self.wait()
+
+    def wait(self) -> list[PushResult]:
+        """Block until every queued push has finished; failures are logged and kept in ``results``."""
+        self._queue.join()
+        return self.results
+
+    def _work(self) -> None:
+        while True:
+            try:
+                folder, branch, message = self._queue.get(timeout=1.0)
+            except queue.Empty:
+                return
+            try:
+                self.results.append(self._push_with_retries(folder, branch, message))
+            finally:
+                self._queue.task_done()
+
+    def _push_with_retries(self, folder: Path, branch: str, message: str) -> PushResult:
+        error = None
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                self._push_once(folder, branch, message)
+                logger.info(f"Pushed {folder} to {self.repo_id}@{branch}.")
+                return PushResult(branch, str(folder), True, attempt)
+            except BranchExistsError as refused:
+                logger.error(str(refused))
+                return PushResult(branch, str(folder), False, attempt, str(refused))
+            except Exception as failure:  # network, server or auth: retried, then reported
+                error = f"{type(failure).__name__}: {failure}"
+                logger.warning(f"Push of {folder} to {self.repo_id}@{branch} failed (attempt {attempt}): {error}")
+                if attempt < self.max_attempts:
+                    time.sleep(self.retry_delay * attempt)
+        message = (f"[fastcurl] could not push {folder} to {self.repo_id}@{branch} after {self.max_attempts} "
+                   f"attempts ({error}). The local copy is intact; push it later with: fastcurl push "
+                   f"{self.run_dir} --repo-id {self.repo_id}")
+        logger.error(message)
+        print(message, flush=True)
+        return PushResult(branch, str(folder), False, self.max_attempts, error)
+
+    def _push_once(self, folder: Path, branch: str, message: str) -> None:
+        if not self._repo_ready:
+            self.api.create_repo(self.repo_id, private=self.private, exist_ok=True)
+            self._repo_ready = True
+        card = folder / "README.md"
+        card.write_text(model_card(self.run_dir, self.repo_id, _read(Path(self.run_dir) / "eval_results.json")))
+        if branch != "main":
+            refs = {b.name for b in self.api.list_repo_refs(self.repo_id).branches}
+            if branch in refs and branch not in self._own_branches() and not self.overwrite_branches:
+                raise BranchExistsError(
+                    f"Branch '{branch}' already exists in {self.repo_id} and was not pushed by this run; not "
+                    f"overwriting it. Use another repo_id or set hub_overwrite_branches (--overwrite-branches)."
+                )
+            if branch not in refs:
+                self.api.create_branch(self.repo_id, branch=branch, exist_ok=True)
+                self._remember(branch)  # ours from now on, so a retry after a failed upload may use it
+        self.api.upload_folder(repo_id=self.repo_id, folder_path=str(folder), revision=branch,
+                               commit_message=message, ignore_patterns=LOCAL_ONLY)
+        if branch != "main":
+            self._remember(branch)
+
+
+class BranchExistsError(RuntimeError):
+    """A stage branch exists in the repository from another run."""
+
+
+def push_run(run_dir: str | Path, repo_id: str, token: str | None = None, private: bool | None = None,
+             overwrite_branches: bool = False, max_attempts: int = 3, retry_delay: float = 5.0) -> list[PushResult]:
+    """Push a finished (or partial) run: each stage directory to its branch, the run's final model to ``main``."""
+    run_dir = Path(run_dir)
+    stages = _read(run_dir / "stage_manifest.json").get("stages", [])
+    if not stages and not (run_dir / "config.json").exists():
+        raise FileNotFoundError(f"{run_dir} holds no stage_manifest.json and no model: is it a fastcurl run?")
+    pusher = HubPusher(repo_id, str(run_dir), token=token, private=private, overwrite_branches=overwrite_branches,
+                       max_attempts=max_attempts, retry_delay=retry_delay)
+    total = len(stages)
+    for stage in stages:
+        folder = run_dir / stage_branch(stage["index"], stage["name"])
+        if folder.is_dir():
+            pusher.push(folder, stage_branch(stage["index"], stage["name"]),
+                        f"fastcurl stage {stage['index'] + 1}/{total} '{stage['name']}': updates "
+                        f"{stage['first_global_step']}-{stage['last_global_step']}")
+    if (run_dir / "config.json").exists():
+        pusher.push(run_dir, "main", "fastcurl: final model")
+    return pusher.wait()

@@ -1,0 +1,122 @@
+"""Hub push through huggingface_hub's real client, with its HTTP layer answered by tests/fake_hub.py."""
+
+from __future__ import annotations
+
+import pytest
+from fake_hub import FakeHub
+
+from fastcurl import CurriculumGRPOTrainer, FastCuRLConfig, StageConfig
+from fastcurl.hub import model_card, push_run
+from fastcurl.rewards import plain_accuracy_reward
+
+
+@pytest.fixture
+def hub(monkeypatch):
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    fake = FakeHub()
+    huggingface_hub.set_client_factory(fake.client)
+    huggingface_hub.close_session()
+    yield fake
+    huggingface_hub.set_client_factory(lambda: __import__("httpx2").Client())
+    huggingface_hub.close_session()
+
+
+def two_stage_run(tiny_model_path, tmp_path, **kwargs):
+    stages = [
+        StageConfig(name="L1-8", dataset="synthetic", dataset_kwargs={"num_problems": 32}, segment="L1",
+                    max_completion_length=8, num_generations=4, prompts_per_rollout_step=2, rollout_steps=1),
+        StageConfig(name="L3-16", dataset="synthetic", dataset_kwargs={"num_problems": 32}, segment="L3",
+                    max_completion_length=16, num_generations=4, prompts_per_rollout_step=2, rollout_steps=1),
+    ]
+    args = FastCuRLConfig(output_dir=str(tmp_path / "run"), use_cpu=True, report_to="none", logging_steps=1,
+                          save_strategy="steps", save_steps=1, per_device_train_batch_size=8, seed=0,
+                          stages=stages, disable_tqdm=True, push_to_hub=True, hub_model_id="me/tiny-curriculum",
+                          hub_token="hf_fake", **kwargs)
+    trainer = CurriculumGRPOTrainer(model=tiny_model_path, reward_funcs=plain_accuracy_reward, args=args)
+    trainer.train()
+    return trainer
+
+
+def test_two_stage_run_pushes_stage_branches_and_main(tiny_model_path, tmp_path, hub):
+    trainer = two_stage_run(tiny_model_path, tmp_path)
+    assert [(c["branch"], c["message"]) for c in hub.commits] == [
+        ("stage-1-L1-8", "fastcurl stage 1/2 'L1-8': updates 1-1"),
+        ("stage-2-L3-16", "fastcurl stage 2/2 'L3-16': updates 2-2"),
+        ("main", "fastcurl: final model after 2 updates"),
+    ]
+    assert {c["repo"] for c in hub.commits} == {"me/tiny-curriculum"}
+    assert {"stage-1-L1-8", "stage-2-L3-16"} <= hub.branches["me/tiny-curriculum"]
+    for commit in hub.commits:
+        files = set(commit["files"])
+        assert {"model.safetensors", "config.json", "README.md"} <= files
+        assert not any(f.startswith(("checkpoint-", "stage-", ".staging")) or "optimizer" in f for f in files)
+    main_files = set(hub.commits[-1]["files"])
+    assert "run_manifest.json" in main_files and "stage_manifest.json" in main_files
+    card = hub.commits[-1]["files"]["README.md"].decode()
+    assert "| 2 | `stage-2-L3-16` | synthetic [L3] |" in card and 'revision="stage-1-L1-8"' in card
+    assert "- fastcurl" in card and "- grpo" in card and "- curriculum" in card and "arXiv:2503.17287" in card
+    assert all(r.ok for r in trainer.hub_pusher.results)
+    assert (tmp_path / "run" / "checkpoint-2" / "optimizer.pt").exists()  # stays local
+
+
+def test_failed_upload_is_retried_then_reported_and_local_files_stay(tiny_model_path, tmp_path, hub, capsys):
+    from fastcurl.hub import HubPusher
+
+    trainer = two_stage_run(tiny_model_path, tmp_path)
+    run = tmp_path / "run"
+    hub.commits.clear()
+    hub.fail_commits = 1  # one 503 (retried by huggingface_hub's own backoff), then success
+    pusher = HubPusher("me/again", str(run), token="hf_fake", retry_delay=0.0, max_attempts=3)
+    pusher.push(run / "stage-1-L1-8", "stage-1-L1-8", "retry me", wait=True)
+    commits = [r for r in hub.requests if r == ("POST", "/api/models/me/again/commit/stage-1-L1-8")]
+    assert pusher.results[0].ok and len(commits) == 2 and hub.commits[-1]["message"] == "retry me"
+    hub.fail_status, hub.fail_commits = 400, 10  # an error huggingface_hub does not retry: ours does
+    pusher.push(run / "stage-2-L3-16", "stage-2-L3-16", "fail me", wait=True)
+    failed = pusher.results[1]
+    assert not failed.ok and failed.attempts == 3 and "BadRequestError" in failed.error
+    commits = [r for r in hub.requests if r == ("POST", "/api/models/me/again/commit/stage-2-L3-16")]
+    assert len(commits) == 3
+    assert "could not push" in capsys.readouterr().out
+    assert (run / "stage-2-L3-16" / "model.safetensors").exists()
+    assert trainer.state.global_step == 2
+
+
+def test_existing_branch_of_another_run_is_not_overwritten(tiny_model_path, tmp_path, hub):
+    hub.existing = {"stage-1-L1-8"}
+    trainer = two_stage_run(tiny_model_path, tmp_path)
+    pushed = [c["branch"] for c in hub.commits]
+    assert "stage-1-L1-8" not in pushed and "stage-2-L3-16" in pushed and "main" in pushed
+    refused = [r for r in trainer.hub_pusher.results if not r.ok]
+    assert len(refused) == 1 and "not pushed by this run" in refused[0].error
+
+
+def test_push_command_pushes_an_existing_run(tiny_model_path, tmp_path, hub):
+    two_stage_run(tiny_model_path, tmp_path)
+    hub.commits.clear()
+    results = push_run(tmp_path / "run", "me/pushed-later", token="hf_fake", retry_delay=0.0)
+    assert [r.branch for r in results] == ["stage-1-L1-8", "stage-2-L3-16", "main"] and all(r.ok for r in results)
+    assert {c["repo"] for c in hub.commits} == {"me/pushed-later"}
+
+
+def test_model_card_from_manifests(tiny_model_path, tmp_path, hub):
+    two_stage_run(tiny_model_path, tmp_path)
+    card = model_card(tmp_path / "run", "me/card", eval_results={"aime2024": {"pass@1": 0.25}})
+    assert card.startswith("---\nlibrary_name: transformers\nbase_model:")
+    assert "| 1 | `stage-1-L1-8` | synthetic [L1] |" in card and "| aime2024 | 25.0 |" in card
+    assert "mean_reward" in card and "@article{song2025fastcurl" in card
+
+
+def test_push_cli(tiny_model_path, tmp_path, hub, capsys):
+    from fastcurl.cli import main
+
+    two_stage_run(tiny_model_path, tmp_path)
+    hub.commits.clear()
+    main(["push", str(tmp_path / "run"), "--repo-id", "me/from-cli", "--token", "hf_fake"])
+    out = capsys.readouterr().out
+    assert "me/from-cli@stage-1-L1-8: pushed" in out and "me/from-cli@main: pushed" in out
+    assert [c["branch"] for c in hub.commits] == ["stage-1-L1-8", "stage-2-L3-16", "main"]
+    with pytest.raises(FileNotFoundError, match="is it a fastcurl run"):
+        main(["push", str(tmp_path), "--repo-id", "me/nothing"])
