@@ -250,6 +250,20 @@ class FastCuRLConfig(GRPOConfig):
         default=True,
         metadata={"help": "Save the policy at every stage end to <output_dir>/stage-<N>-<name>/."},
     )
+    vllm_weight_sync: str = field(
+        default="nccl",
+        metadata={
+            "help": "How server mode sends new weights to the vLLM server: 'nccl' (TRL's own path, GPUs on both "
+            "sides) or 'disk' (a safetensors file the server reloads; works with CPU servers, slower)."
+        },
+    )
+    vllm_preflight_timeout: float = field(
+        default=30.0,
+        metadata={
+            "help": "Seconds to wait for the vLLM server before training starts; the preflight also checks the "
+            "served model and that max_model_len covers the longest stage."
+        },
+    )
     hub_overwrite_branches: bool = field(
         default=False,
         metadata={
@@ -326,6 +340,8 @@ class FastCuRLConfig(GRPOConfig):
                     stage, self.per_device_train_batch_size, int(os.environ.get("WORLD_SIZE", "1")), self.num_iterations
                 )
         super().__post_init__()
+        if self.vllm_weight_sync not in ("nccl", "disk"):
+            raise ValueError(f"vllm_weight_sync must be 'nccl' or 'disk', got {self.vllm_weight_sync!r}.")
         if self.max_prompt_length is not None and self.max_prompt_length < 1:
             raise ValueError(f"max_prompt_length must be a positive integer or None, got {self.max_prompt_length}.")
         if self.stages:

@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import time
+from contextlib import nullcontext
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from .config import STAGE_OVERRIDABLE_FIELDS, FastCuRLConfig, StageConfig, deriv
 from .curriculum import CurriculumCallback, StagePlan
 from .data import SegmentCache, filter_by_prompt_length, load_math_dataset, make_synthetic_math
 from .guard import NoLearningGuard
+from .manifest import update_stage_manifest, write_run_manifest
 from .safety import (
     STAGING_DIR,
     FaultInjectionCallback,
@@ -41,7 +43,7 @@ from .safety import (
     fault_point,
     find_last_checkpoint,
 )
-from .manifest import update_stage_manifest, write_run_manifest
+from .vllm_server import disk_sync_client, preflight
 
 logger = logging.getLogger(__name__)
 
@@ -161,16 +163,22 @@ class CurriculumGRPOTrainer(GRPOTrainer):
                 Path(name).stem: load_benchmark(name, args.eval_data_dir, args.eval_limit)
                 for name in args.eval_benchmarks
             }
-        super().__init__(
-            model=model,
-            reward_funcs=reward_funcs,
-            args=args,
-            train_dataset=train_dataset,
-            eval_dataset=eval_dataset,
-            processing_class=processing_class,
-            callbacks=callbacks,
-            **kwargs,
-        )
+        server_mode = bool(getattr(args, "use_vllm", False)) and getattr(args, "vllm_mode", None) == "server"
+        if server_mode:
+            self._vllm_preflight(model, args, stages)
+        sync = getattr(args, "vllm_weight_sync", "nccl") if server_mode else "nccl"
+        hook = disk_sync_client(os.path.join(args.output_dir, ".vllm-weights")) if sync == "disk" else nullcontext()
+        with hook:
+            super().__init__(
+                model=model,
+                reward_funcs=reward_funcs,
+                args=args,
+                train_dataset=train_dataset,
+                eval_dataset=eval_dataset,
+                processing_class=processing_class,
+                callbacks=callbacks,
+                **kwargs,
+            )
         for name in adjusted:
             setattr(self.args, name, self._base_values[name])
         plans = []
@@ -211,6 +219,18 @@ class CurriculumGRPOTrainer(GRPOTrainer):
             self.add_callback(self.noop_guard)
 
     # ----------------------------------------------------------------------------------------------- construction
+
+    @staticmethod
+    def _vllm_preflight(model: Any, args: Any, stages: list[StageConfig]) -> None:
+        """Before any model loads: the server answers, serves this model and fits the longest stage."""
+        if os.environ.get("RANK", "0") != "0":
+            return  # only the main process talks to the server
+        name = model if isinstance(model, str) else getattr(model.config, "_name_or_path", "")
+        longest = max([s.max_completion_length for s in stages] or [args.max_completion_length])
+        needed = (args.max_prompt_length or 0) + longest
+        base_url = args.vllm_server_base_url or f"http://{args.vllm_server_host}:{args.vllm_server_port}"
+        preflight(base_url, name, needed, wait_s=args.vllm_preflight_timeout, host=args.vllm_server_host,
+                  port=args.vllm_server_port)
 
     def _check_ranks_agree(self, stages: list[StageConfig]) -> None:
         """Every rank must run the same schedule on the same data; a mismatch would hang a collective later."""
