@@ -105,8 +105,7 @@ def make_disk_sync_client(base: type) -> type:
             self.sync_seconds: list[float] = []
 
         def update_named_params(self, metadata: Any, params: Iterable[tuple[str, Any]]) -> None:
-            # A fresh directory per sync: the server does not reload a path it has loaded before (measured: a
-            # second reload from the same directory left the old weights in place).
+            # A fresh directory per sync, so the server never reads a path whose file is being replaced.
             started = time.monotonic()
             target = self._sync_dir / f"sync-{len(self.sync_seconds):06d}"
             target.mkdir(parents=True, exist_ok=True)
