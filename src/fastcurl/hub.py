@@ -237,7 +237,7 @@ def push_run(run_dir: str | Path, repo_id: str, token: str | None = None, privat
         raise FileNotFoundError(f"{run_dir} holds no stage_manifest.json and no model: is it a fastcurl run?")
     pusher = HubPusher(repo_id, str(run_dir), token=token, private=private, overwrite_branches=overwrite_branches,
                        max_attempts=max_attempts, retry_delay=retry_delay)
-    total = len(stages)
+    total = len(_read(run_dir / "run_manifest.json").get("config", {}).get("stages") or stages)
     for stage in stages:
         folder = run_dir / stage_branch(stage["index"], stage["name"])
         if folder.is_dir():

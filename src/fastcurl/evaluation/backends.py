@@ -57,8 +57,13 @@ class TransformersBackend:
         model.eval()
         return cls(model, AutoTokenizer.from_pretrained(path), settings, batch_size)
 
+    @staticmethod
+    def prompts_for(batch_size: int, n: int) -> int:
+        """Whole prompts (all ``n`` samples each) that fit in ``batch_size`` completions per call, at least one."""
+        return max(1, batch_size // n)
+
     def prompts_per_call(self, n: int) -> int:
-        return max(1, self.batch_size // n)
+        return self.prompts_for(self.batch_size, n)
 
     def generate(self, prompts: list[list[dict[str, str]]], n: int) -> list[list[Sample]]:
         import torch
@@ -105,8 +110,10 @@ class VLLMBackend:
                        seed=settings.seed, **engine_kwargs)
         self.tokenizer = self.llm.get_tokenizer()
 
+    PROMPTS_PER_CALL = 256  # the engine schedules its own batches; this only bounds one request's size
+
     def prompts_per_call(self, n: int) -> int:
-        return 256
+        return self.PROMPTS_PER_CALL
 
     def generate(self, prompts: list[list[dict[str, str]]], n: int) -> list[list[Sample]]:
         from vllm import SamplingParams
@@ -189,7 +196,10 @@ class DataParallelBackend:
         self.kind = kind
 
     def prompts_per_call(self, n: int) -> int:
-        per_worker = 256 if self.kind == "vllm" else max(1, self.options.get("batch_size", 64) // n)
+        if self.kind == "vllm":
+            per_worker = VLLMBackend.PROMPTS_PER_CALL
+        else:
+            per_worker = TransformersBackend.prompts_for(self.options.get("batch_size", 64), n)
         return per_worker * len(self.connections)
 
     def generate(self, prompts: list[list[dict[str, str]]], n: int) -> list[list[Sample]]:
