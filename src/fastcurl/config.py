@@ -21,6 +21,8 @@ from typing import Any
 
 from trl import GRPOConfig
 
+from .precision import choose_precision
+
 SEGMENTS = ("L1", "L2", "L3")
 
 # GRPOConfig fields a stage may override, each with the trainer state it is applied to at a stage boundary. Every
@@ -234,6 +236,14 @@ class FastCuRLConfig(GRPOConfig):
     ``num_generations`` and batch fields are taken from the first stage, and each later stage sets them anew.
     """
 
+    bf16: bool | None = field(
+        default=None,
+        metadata={
+            "help": "bfloat16 mixed precision. Unset: chosen by the hardware: on GPUs yes (TRL's default); on a CPU "
+            "only where bfloat16 is native (AVX512-BF16, AMX), measured by a short matmul probe, else float32. "
+            "An explicit true/false always wins (true on a CPU that emulates bfloat16 warns with the slowdown)."
+        },
+    )
     stages: list[StageConfig] | None = field(
         default=None,
         metadata={"help": "The curriculum: a list of stages (see StageConfig), run in order in one .train() call."},
@@ -307,6 +317,14 @@ class FastCuRLConfig(GRPOConfig):
     )
 
     def __post_init__(self):
+        # bf16 unset means "choose for this machine": on a CPU, bfloat16 only where it is native (fastcurl.precision).
+        self.precision = choose_precision(self.bf16, bool(self.fp16), bool(self.use_cpu))
+        if self.precision.bf16 is not None:
+            self.bf16 = self.precision.bf16
+        # TRL defaults gradient_checkpointing to True, and transformers warns about that deprecated alias whenever
+        # activation_checkpointing is unset; resolve the alias here, silently, to the same value.
+        if getattr(self, "activation_checkpointing", False) is None and self.gradient_checkpointing is not None:
+            self.activation_checkpointing = self.gradient_checkpointing
         if self.stages:
             self.stages = [
                 s if isinstance(s, StageConfig) else StageConfig.from_dict(s, i) for i, s in enumerate(self.stages)

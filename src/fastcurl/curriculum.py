@@ -31,7 +31,28 @@ class StagePlan:
 
 
 class CurriculumCallback(TrainerCallback, ExportableState):
-    """Holds the stage schedule and decides when the current stage ends."""
+    """Holds the stage schedule and decides when the current stage ends.
+
+    ``CurriculumGRPOTrainer`` builds and attaches it (``trainer.curriculum``); its state (current stage, the
+    global step each stage began at) is saved in every checkpoint and restored on resume.
+
+    Args:
+        plans: One ``StagePlan`` per stage, in order: the stage's config and its TRL batch fields.
+
+    Example, a stage that ends early once its mean reward passes 0.6 (after at least 20 updates)::
+
+        class RewardCurriculum(CurriculumCallback):
+            def __init__(self, plans):
+                super().__init__(plans)
+                self.last_reward = 0.0
+
+            def on_log(self, args, state, control, logs=None, **kwargs):
+                self.last_reward = (logs or {}).get("reward", self.last_reward)
+
+            def should_advance(self, state):
+                done = self.updates_done(state)
+                return super().should_advance(state) or (done >= 20 and self.last_reward > 0.6)
+    """
 
     def __init__(self, plans: list[StagePlan]) -> None:
         self.plans = plans

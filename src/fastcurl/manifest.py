@@ -76,3 +76,19 @@ def read_stage_manifest(output_dir: str | Path) -> list[dict[str, Any]]:
         return json.loads(path.read_text())["stages"]
     except (OSError, ValueError, KeyError):
         return []
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """``target`` becomes the same file as ``source``: a hard link where the filesystem allows it, else a copy.
+
+    Written under a temporary name and renamed, so a reader never sees a half-written ``target``.
+    """
+    import shutil
+
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        shutil.copy2(source, tmp)
+    os.replace(tmp, target)

@@ -30,11 +30,12 @@ from transformers.trainer_utils import rotate_checkpoints
 from trl import GRPOTrainer
 from trl.trainer.callbacks import SyncRefModelCallback
 
+from .console import quiet_library_bars, silence_library_deprecations, use_stage_progress, verbose
 from .config import STAGE_OVERRIDABLE_FIELDS, FastCuRLConfig, StageConfig, derive_stage_batch
 from .curriculum import CurriculumCallback, StagePlan
 from .data import SegmentCache, filter_by_prompt_length, load_math_dataset, make_synthetic_math
 from .guard import NoLearningGuard
-from .manifest import update_stage_manifest, write_run_manifest
+from .manifest import link_or_copy, read_stage_manifest, update_stage_manifest, write_run_manifest
 from .safety import (
     STAGING_DIR,
     FaultInjectionCallback,
@@ -113,8 +114,42 @@ def load_stage_datasets(
 class CurriculumGRPOTrainer(GRPOTrainer):
     """GRPOTrainer with a stage schedule (``FastCuRLConfig.stages``) applied inside one ``.train()`` call.
 
-    Accepts GRPOTrainer's arguments. ``train_dataset`` may be a dict keyed by stage name; stages that name their
-    own ``dataset`` load it themselves.
+    Each stage switches the data, ``max_completion_length``, the rollouts per prompt and the batch at an exact
+    optimizer update, starts from the previous stage's policy (its new KL reference) with a fresh optimizer, and
+    ends with a checkpoint in ``output_dir/stage-<N>-<name>/``. One global step, one progress bar, one log.
+    With a plain ``GRPOConfig`` (no stages) it behaves exactly like ``GRPOTrainer``.
+
+    Args:
+        model: Hub id, local directory or a loaded causal LM (as ``GRPOTrainer``).
+        reward_funcs: One reward function or a list, in TRL's interface (``fastcurl.rewards.accuracy_reward`` is
+            FastCuRL's). A function that raises scores that sample 0, up to ``args.reward_error_limit`` errors.
+        args: A ``FastCuRLConfig`` (or a ``GRPOConfig`` for one implicit stage).
+        train_dataset: The data for stages that name no ``dataset``: one ``Dataset`` for all of them, or a dict
+            keyed by stage name. Needs a ``prompt`` and a ``ground_truth`` column for the accuracy reward.
+        eval_dataset: As ``GRPOTrainer``; by default built from ``args.eval_benchmarks``.
+        processing_class: The tokenizer; loaded from ``model`` when omitted.
+        callbacks: Extra ``TrainerCallback``\ s; the curriculum, SIGTERM, no-op guard and Hub callbacks are added
+            by the trainer itself.
+        **kwargs: Passed to ``GRPOTrainer`` (``peft_config``, ...).
+
+    Example::
+
+        from fastcurl import CurriculumGRPOTrainer, FastCuRLConfig, StageConfig
+        from fastcurl.rewards import accuracy_reward
+
+        config = FastCuRLConfig(
+            output_dir="runs/demo", learning_rate=1e-6, beta=0.001, per_device_train_batch_size=8,
+            stages=[
+                StageConfig(dataset="train_L2.parquet", segment="L1", max_completion_length=8192,
+                            prompts_per_rollout_step=128, prompts_per_update=64, num_generations=8,
+                            rollout_steps=160),
+                StageConfig(dataset="train_L2.parquet", segment="L2", max_completion_length=16384,
+                            prompts_per_rollout_step=64, num_generations=8, rollout_steps=590),
+            ],
+        )
+        trainer = CurriculumGRPOTrainer("deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", accuracy_reward, args=config)
+        trainer.train()            # trainer.train(resume_from_checkpoint=True) continues a killed run
+        trainer.save_final_model()
     """
 
     _tag_names = ["trl", "grpo", "fastcurl", "curriculum"]
@@ -130,13 +165,15 @@ class CurriculumGRPOTrainer(GRPOTrainer):
         callbacks: list | None = None,
         **kwargs: Any,
     ) -> None:
+        silence_library_deprecations()
         stages: list[StageConfig] = list(getattr(args, "stages", None) or [])
         self._stage_datasets: list[Dataset] = []
         adjusted: dict[str, Any] = {}
         if stages:
             if kwargs.get("peft_config") is not None or (not isinstance(model, str) and is_peft_model(model)):
                 self._check_peft_reference(stages, args)
-            self._stage_datasets = load_stage_datasets(stages, train_dataset)  # before any model loads
+            with quiet_library_bars(not verbose(args)):
+                self._stage_datasets = load_stage_datasets(stages, train_dataset)  # before any model loads
             if processing_class is None and isinstance(model, str):
                 processing_class = AutoProcessor.from_pretrained(model, trust_remote_code=args.trust_remote_code)
             self._base_values = {name: getattr(args, name) for name in STAGE_OVERRIDABLE_FIELDS}
@@ -168,7 +205,7 @@ class CurriculumGRPOTrainer(GRPOTrainer):
             self._vllm_preflight(model, args, stages)
         sync = getattr(args, "vllm_weight_sync", "nccl") if server_mode else "nccl"
         hook = disk_sync_client(os.path.join(args.output_dir, ".vllm-weights")) if sync == "disk" else nullcontext()
-        with hook:
+        with hook, quiet_library_bars(not verbose(args)):
             super().__init__(
                 model=model,
                 reward_funcs=reward_funcs,
@@ -181,9 +218,14 @@ class CurriculumGRPOTrainer(GRPOTrainer):
             )
         for name in adjusted:
             setattr(self.args, name, self._base_values[name])
+        precision = getattr(self.args, "precision", None)
+        if precision is not None and self.is_world_process_zero():
+            print(f"[fastcurl] precision: {precision.reason}", flush=True)
         plans = []
+        use_stage_progress(self)
         if stages:
-            self._filter_stage_prompts(stages)
+            with quiet_library_bars(not verbose(self.args)):
+                self._filter_stage_prompts(stages)
             num_processes = self.accelerator.num_processes
             plans = [
                 StagePlan(i, stage, derive_stage_batch(stage, self._base_values["per_device_train_batch_size"],
@@ -496,8 +538,6 @@ class CurriculumGRPOTrainer(GRPOTrainer):
         The resumed weights are that stage's final policy, so the stage checkpoint (needed to restore the KL
         reference on a later resume) and its manifest record are written from them.
         """
-        from .manifest import read_stage_manifest
-
         recorded = {s["index"] for s in read_stage_manifest(self.args.output_dir)}
         checkpoint = self.stage_checkpoint_dir(index)
         if index in recorded and (checkpoint.exists() or not self.args.save_stage_checkpoints):
@@ -580,6 +620,15 @@ class CurriculumGRPOTrainer(GRPOTrainer):
             f"{start + 1}-{self.state.global_step}, {summary}, {seconds:.1f}s"
         )
         if self.is_world_process_zero():
+            self._console_line(message)
+
+    def _console_line(self, message: str) -> None:
+        """A line on the console above the progress bar (not glued to it), or a plain print without a bar."""
+        bar = next((c.training_bar for c in self.callback_handler.callbacks
+                    if getattr(c, "training_bar", None) is not None), None)
+        if bar is not None:
+            bar.write(message)
+        else:
             print(message, flush=True)
 
     # ------------------------------------------------------------------------------------------ crash safety
@@ -590,18 +639,48 @@ class CurriculumGRPOTrainer(GRPOTrainer):
             shutil.rmtree(Path(self.args.output_dir) / STAGING_DIR, ignore_errors=True)  # a crash's leftovers
         self.graceful_stop.install()
         try:
-            output = super().train(*args, **kwargs)
+            with quiet_library_bars(not verbose(self.args)):
+                output = super().train(*args, **kwargs)
         finally:
             self.graceful_stop.uninstall()
         if self.hub_pusher is not None:
             if not self.stopped_by_signal:
-                self.save_model(self.args.output_dir)
+                self.save_final_model()
                 self.hub_pusher.push(self.args.output_dir, "main",
                                      f"fastcurl: final model after {self.state.global_step} updates")
             failed = [r for r in self.hub_pusher.wait() if not r.ok]
             if failed:
                 logger.error(f"{len(failed)} Hub push(es) failed: {[(r.branch, r.error) for r in failed]}")
         return output
+
+    def save_final_model(self, output_dir: str | None = None) -> Path:
+        """The final policy in ``output_dir``, loadable with ``from_pretrained(output_dir)``.
+
+        When the last stage's checkpoint already holds exactly this policy (no update since it was written), its
+        files are hard-linked instead of written a second time: a finished curriculum keeps one copy on disk.
+        """
+        out = Path(output_dir or self.args.output_dir)
+        source = self._final_stage_checkpoint()
+        if source is None:
+            self.save_model(str(out))
+            return out
+        if self.args.should_save:
+            out.mkdir(parents=True, exist_ok=True)
+            for file in source.iterdir():
+                if file.is_file():
+                    link_or_copy(file, out / file.name)
+        self.accelerator.wait_for_everyone()
+        return out
+
+    def _final_stage_checkpoint(self) -> Path | None:
+        if not (self.curriculum_active and self.args.save_stage_checkpoints):
+            return None
+        last = len(self.curriculum.plans) - 1
+        record = next((r for r in read_stage_manifest(self.args.output_dir) if r["index"] == last), None)
+        checkpoint = self.stage_checkpoint_dir(last)
+        if record is None or record["last_global_step"] != self.state.global_step or not checkpoint.is_dir():
+            return None
+        return checkpoint
 
     @property
     def stopped_by_signal(self) -> bool:

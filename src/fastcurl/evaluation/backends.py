@@ -48,10 +48,14 @@ class TransformersBackend:
             self.tokenizer.pad_token = self.tokenizer.eos_token
 
     @classmethod
-    def from_path(cls, path: str, settings: SamplingSettings, batch_size: int = 64, dtype: str | None = None):
+    def from_path(cls, path: str, settings: SamplingSettings, batch_size: int = 64, dtype: str | None = "auto"):
+        """Load a model for generation; ``dtype="auto"`` is bfloat16 on a CPU only where it is native."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from ..precision import resolve_dtype
+
+        dtype = resolve_dtype(dtype)
         kwargs = {"dtype": getattr(torch, dtype)} if dtype else {}
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
         model.eval()
