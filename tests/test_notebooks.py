@@ -20,7 +20,7 @@ def execute(name: str, cwd: Path, env: dict[str, str]) -> list:
     old = dict(os.environ)
     os.environ.update(env)
     try:
-        nbclient.NotebookClient(book, timeout=300, kernel_name="python3",
+        nbclient.NotebookClient(book, timeout=900, kernel_name="python3",
                                 resources={"metadata": {"path": str(cwd)}}).execute()
     finally:
         os.environ.clear()
@@ -45,6 +45,7 @@ def model_cache(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # two notebooks with the 135M model; a hang detector
 def test_quickstart_and_evaluate_notebooks(tmp_path, model_cache, shared_data):
     env = {"FASTCURL_CACHE": model_cache, "FASTCURL_NB_STEPS": "1", "FASTCURL_NB_TOKENS": "16",
            "FASTCURL_NB_OUTPUT": str(tmp_path / "quick"), "PYTHONPATH": str(ROOT / "src")}

@@ -297,7 +297,15 @@ def plan(argv: list[str] | None = None) -> None:
     parser.add_argument("--dataset", help="Use this data source for every stage that names one (a local copy).")
     parser.add_argument("--num_processes", type=int, default=1, help="Training processes to derive batches for.")
     parser.add_argument("--json", help="Also write the table to this JSON file.")
+    parser.add_argument("--hub", action="store_true",
+                        help="Ask the Hub for the size of Hub datasets that are not in the local cache (by default "
+                        "planning stays offline and shows their size as '?').")
     args, overrides = parser.parse_known_args(argv)
+    if not args.hub:
+        import os
+
+        # Read by huggingface_hub when it is first imported (below): no retries against an unreachable Hub.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
     # Planning trains nothing: switch off the precision flags that transformers checks against this machine.
     machine_neutral = ["--bf16", "false", "--fp16", "false"]
     config, _ = parse_train_args(
@@ -316,7 +324,8 @@ def plan(argv: list[str] | None = None) -> None:
     try:
         sizes: list[int | None] = [len(d) for d in load_stage_datasets(config.stages, None)]
     except (ValueError, OSError) as error:
-        print(f"[fastcurl] data sizes unknown: {error}", file=sys.stderr)
+        print(f"[fastcurl] data sizes unknown: {error}" + ("" if args.hub else " (planning offline: --hub asks the "
+              "Hub, --dataset PATH uses a local copy)"), file=sys.stderr)
         sizes = [None] * len(config.stages)
     rows = plan_curriculum(config, sizes, args.num_processes)
     print(format_plan(rows, args.num_processes))
@@ -450,6 +459,9 @@ def push(argv: list[str] | None = None) -> None:
         sys.exit(1)
 
 
+# What a wrong recipe, path or column raises before any work starts: shown as one line, not a traceback.
+BAD_INPUT = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, KeyError)
+
 COMMANDS = {
     "train": "run a curriculum from a recipe (fastcurl train --config RECIPE.yaml)",
     "plan": "print a recipe's resolved stage table without loading a model",
@@ -478,7 +490,15 @@ def main(argv: list[str] | None = None) -> None:
         print(main_help(), file=sys.stderr)
         print(f"\nfastcurl: error: unknown command '{argv[0]}'; choose one of {', '.join(COMMANDS)}.", file=sys.stderr)
         sys.exit(2)
-    commands[argv[0]](argv[1:])
+    debug = "--debug" in argv
+    args = [a for a in argv[1:] if a != "--debug"]
+    try:
+        commands[argv[0]](args)
+    except BAD_INPUT as error:
+        if debug:
+            raise
+        print(f"fastcurl {argv[0]}: error: {error}\n(add --debug for the traceback)", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

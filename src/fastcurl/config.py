@@ -196,6 +196,31 @@ def derive_stage_batch(
     )
 
 
+def _check_dataset_kwargs(stage: StageConfig, where: str) -> None:
+    """``dataset_kwargs`` must be options of the loader the stage's ``dataset`` goes to (the generator or files)."""
+    import inspect
+
+    from .data import load_math_dataset, make_synthetic_math
+
+    if not isinstance(stage.dataset_kwargs, dict):
+        raise ValueError(f"{where}: dataset_kwargs must be a mapping, got {stage.dataset_kwargs!r}.")
+    synthetic = stage.dataset == "synthetic"
+    loader = make_synthetic_math if synthetic else load_math_dataset
+    options = [n for n in inspect.signature(loader).parameters if n not in ("source", "split")]
+    other = load_math_dataset if synthetic else make_synthetic_math
+    for key in stage.dataset_kwargs:
+        if key not in options:
+            hint = ""
+            if key in inspect.signature(other).parameters:
+                hint = (f" '{key}' is an option of {'data files' if synthetic else 'the synthetic generator'}; "
+                        f"{'set dataset to a file' if synthetic else 'use dataset: synthetic'} or drop it.")
+            source = "the synthetic generator" if synthetic else f"loading {stage.dataset or 'train_dataset'}"
+            raise ValueError(
+                f"{where}: dataset_kwargs has '{key}', which is not an option of {source}. Options: "
+                f"{', '.join(options)}.{hint}"
+            )
+
+
 def validate_stage(stage: StageConfig, index: int) -> None:
     """Reject a stage that cannot run, naming the stage and the field, before any model or data loads."""
     where = f"Stage {index + 1} ('{stage.name}')"
@@ -218,6 +243,7 @@ def validate_stage(stage: StageConfig, index: int) -> None:
         )
     if stage.segment is not None and stage.segment not in SEGMENTS:
         raise ValueError(f"{where}: segment must be one of {', '.join(SEGMENTS)} or empty, got {stage.segment!r}.")
+    _check_dataset_kwargs(stage, where)
     for key in stage.overrides:
         if key in STAGE_FIXED_FIELDS:
             raise ValueError(f"{where}: '{key}' cannot change between stages: {STAGE_FIXED_FIELDS[key]}.")

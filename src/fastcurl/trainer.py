@@ -44,7 +44,10 @@ from .safety import (
     fault_point,
     find_last_checkpoint,
 )
+from .transformers_hooks import TrainingValues, check_transformers
 from .vllm_server import disk_sync_client, preflight
+
+check_transformers()  # the private hooks overridden below must have the signatures they are written against
 
 logger = logging.getLogger(__name__)
 
@@ -465,14 +468,14 @@ class CurriculumGRPOTrainer(GRPOTrainer):
         total_train_batch_size = first.per_device_train_batch_size * first.gradient_accumulation_steps * (
             self.accelerator.num_processes
         )
-        return (
-            len(plans),
-            max(first.optimizer_updates, 1),
-            num_examples,
-            num_train_samples,
-            total_train_batch_size,
-            first.optimizer_updates * first.gradient_accumulation_steps,
-            total_updates,
+        return TrainingValues(
+            num_train_epochs=len(plans),
+            num_update_steps_per_epoch=max(first.optimizer_updates, 1),
+            num_examples=num_examples,
+            num_train_samples=num_train_samples,
+            total_train_batch_size=total_train_batch_size,
+            steps_in_epoch=first.optimizer_updates * first.gradient_accumulation_steps,
+            max_steps=total_updates,
         )
 
     def _init_training_state(self, max_steps, num_update_steps_per_epoch, num_train_epochs, resume_from_checkpoint, trial):
@@ -492,7 +495,14 @@ class CurriculumGRPOTrainer(GRPOTrainer):
             return index + 1, 0
         return index, done * self.curriculum.plans[index].batch.gradient_accumulation_steps
 
-    def _run_epoch(self, model, epoch, train_dataloader, steps_in_epoch, num_update_steps_per_epoch, **kwargs):
+    def _run_epoch(self, model, epoch, train_dataloader, steps_in_epoch, num_update_steps_per_epoch, trial,
+                   ignore_keys_for_eval, start_time, resume_from_checkpoint, epochs_trained,
+                   steps_trained_in_current_epoch):
+        # Every parameter by name (transformers_hooks checks them): a renamed one fails here instead of making a
+        # resume look like a fresh stage.
+        passed = dict(trial=trial, ignore_keys_for_eval=ignore_keys_for_eval, start_time=start_time,
+                      resume_from_checkpoint=resume_from_checkpoint, epochs_trained=epochs_trained,
+                      steps_trained_in_current_epoch=steps_trained_in_current_epoch)
         if not self.curriculum_active:
             return super()._run_epoch(
                 model=model,
@@ -500,9 +510,9 @@ class CurriculumGRPOTrainer(GRPOTrainer):
                 train_dataloader=train_dataloader,
                 steps_in_epoch=steps_in_epoch,
                 num_update_steps_per_epoch=num_update_steps_per_epoch,
-                **kwargs,
+                **passed,
             )
-        resuming_here = kwargs.get("resume_from_checkpoint") is not None and epoch == kwargs.get("epochs_trained")
+        resuming_here = resume_from_checkpoint is not None and epoch == epochs_trained
         resumed_updates = None
         if resuming_here and len(self.curriculum.stage_start_steps) > epoch:
             resumed_updates = self.state.global_step - self.curriculum.stage_start_steps[epoch]
@@ -526,7 +536,7 @@ class CurriculumGRPOTrainer(GRPOTrainer):
             train_dataloader=self.get_train_dataloader(),
             steps_in_epoch=plan.batch.optimizer_updates * plan.batch.gradient_accumulation_steps,
             num_update_steps_per_epoch=plan.batch.optimizer_updates,
-            **kwargs,
+            **passed,
         )
         if self.curriculum.should_advance(self.state):
             self._finish_stage(plan, time.monotonic() - started)

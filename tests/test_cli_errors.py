@@ -1,0 +1,58 @@
+"""Bad input at the command line: one `fastcurl <verb>: error: ...` line and exit 2, the traceback only with --debug."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HF_HUB_OFFLINE": "1"}
+
+
+def fastcurl(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fastcurl.cli", *args], capture_output=True, text=True, env=ENV,
+                          timeout=300)
+
+
+def recipe(tmp_path: Path, **stage) -> str:
+    path = tmp_path / "recipe.yaml"
+    first = {"dataset": "synthetic", "rollout_steps": 1, **stage}
+    path.write_text(yaml.safe_dump({"model_name_or_path": "/nonexistent/model", "output_dir": str(tmp_path / "run"),
+                                    "use_cpu": True, "stages": [first]}))
+    return str(path)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("fastcurl train: error: ")
+    for fragment in fragments:
+        assert fragment in result.stderr
+
+
+def test_a_typo_in_a_stage_field(tmp_path):
+    result = fastcurl("train", "--config", recipe(tmp_path, max_completion_lenght=64))
+    assert_one_line_error(result, "unknown field 'max_completion_lenght'", "max_completion_length")
+
+
+def test_generator_options_on_a_data_file(tmp_path):
+    data = tmp_path / "problems.jsonl"
+    data.write_text('{"problem": "1+1?", "answer": "2"}\n')
+    result = fastcurl("train", "--config", recipe(tmp_path, dataset=str(data), dataset_kwargs={"num_problems": 8}))
+    assert_one_line_error(result, "dataset_kwargs has 'num_problems'", "use dataset: synthetic")
+
+
+def test_a_missing_recipe_file_and_debug_shows_the_traceback(tmp_path):
+    missing = str(tmp_path / "nope.yaml")
+    assert_one_line_error(fastcurl("train", "--config", missing), "nope.yaml")
+    debug = fastcurl("train", "--config", missing, "--debug")
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def test_an_unknown_command():
+    result = fastcurl("trian")
+    assert result.returncode == 2 and "unknown command 'trian'" in result.stderr

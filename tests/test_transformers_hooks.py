@@ -1,0 +1,63 @@
+"""The private transformers hooks the curriculum overrides: checked against the installed version, loudly."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+import transformers
+
+from fastcurl.transformers_hooks import RELIED_ON_PARAMETERS, TransformersDriftError, check_transformers, drift
+
+
+def test_installed_transformers_has_every_relied_on_hook():
+    assert drift(transformers.Trainer) == []
+    check_transformers()
+
+
+def test_a_renamed_parameter_fails_with_the_hook_name_and_the_fix():
+    class RenamedTrainer(transformers.Trainer):
+        def _run_epoch(self, model, epoch, train_dataloader, steps_in_epoch, num_update_steps_per_epoch, trial,
+                       ignore_keys_for_eval, start_time, resume_from_checkpoint, epochs_done,
+                       steps_trained_in_current_epoch):
+            pass
+
+    with pytest.raises(TransformersDriftError, match=r"_run_epoch: expected parameters .*epochs_trained.*found"
+                                                     r".*epochs_done.*pip install 'transformers>="):
+        check_transformers(RenamedTrainer)
+
+
+def test_a_reordered_return_tuple_fails():
+    class ReorderedTrainer(transformers.Trainer):
+        def set_initial_training_values(self, args, dataloader):
+            num_train_epochs = num_update_steps_per_epoch = num_examples = num_train_samples = 1
+            total_train_batch_size = steps_in_epoch = max_steps = 1
+            return (
+                max_steps,
+                num_train_epochs,
+                num_update_steps_per_epoch,
+                num_examples,
+                num_train_samples,
+                total_train_batch_size,
+                steps_in_epoch,
+            )
+
+    problems = drift(ReorderedTrainer)
+    assert len(problems) == 1 and problems[0].startswith("set_initial_training_values: expected to return")
+
+
+def test_a_removed_hook_is_named():
+    class Gone(transformers.Trainer):
+        pass
+
+    Gone._init_training_state = None  # what a release that drops the method looks like to getattr
+    assert any(p.startswith("_init_training_state") for p in drift(Gone))
+
+
+def test_the_trainer_overrides_exactly_the_listed_signatures():
+    from fastcurl.trainer import CurriculumGRPOTrainer
+
+    for name, expected in RELIED_ON_PARAMETERS.items():
+        own = getattr(CurriculumGRPOTrainer, name)
+        found = tuple(p for p in inspect.signature(own).parameters if p != "self")
+        assert found == expected, name
