@@ -1,22 +1,48 @@
-"""fastcurl: curriculum reinforcement learning (FastCuRL) for math reasoning models, on TRL's GRPOTrainer."""
+"""fastcurl: curriculum reinforcement learning (FastCuRL) for math reasoning models, on TRL's GRPOTrainer.
 
-from .config import STAGE_OVERRIDABLE_FIELDS, FastCuRLConfig, StageBatch, StageConfig, derive_stage_batch
-from .curriculum import CurriculumCallback, StagePlan
-from .rewards import accuracy_reward, format_reward, is_equivalent
-from .trainer import CurriculumGRPOTrainer
+Names are loaded on first use (PEP 562), so ``import fastcurl.rewards`` or ``import fastcurl.data`` (a plain TRL
+user's reward, a reward worker process, ``fastcurl segment`` on a laptop) never pays for torch, transformers and
+TRL; ``from fastcurl import CurriculumGRPOTrainer`` loads the training stack as before.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "STAGE_OVERRIDABLE_FIELDS",
-    "CurriculumCallback",
-    "CurriculumGRPOTrainer",
-    "FastCuRLConfig",
-    "StageBatch",
-    "StageConfig",
-    "StagePlan",
-    "accuracy_reward",
-    "derive_stage_batch",
-    "format_reward",
-    "is_equivalent",
-]
+_EXPORTS = {
+    "STAGE_OVERRIDABLE_FIELDS": "fastcurl.config",
+    "FastCuRLConfig": "fastcurl.config",
+    "StageBatch": "fastcurl.config",
+    "StageConfig": "fastcurl.config",
+    "derive_stage_batch": "fastcurl.config",
+    "CurriculumCallback": "fastcurl.curriculum",
+    "StagePlan": "fastcurl.curriculum",
+    "CurriculumGRPOTrainer": "fastcurl.trainer",
+    "accuracy_reward": "fastcurl.rewards",
+    "format_reward": "fastcurl.rewards",
+    "is_equivalent": "fastcurl.rewards",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from .config import STAGE_OVERRIDABLE_FIELDS, FastCuRLConfig, StageBatch, StageConfig, derive_stage_batch
+    from .curriculum import CurriculumCallback, StagePlan
+    from .rewards import accuracy_reward, format_reward, is_equivalent
+    from .trainer import CurriculumGRPOTrainer
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fastcurl' has no attribute '{name}'")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_EXPORTS))

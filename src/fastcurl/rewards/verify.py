@@ -9,13 +9,18 @@ work in a process's main thread, which is why workers are processes and not thre
 from __future__ import annotations
 
 import atexit
+import json
 import logging
-import multiprocessing as mp
 import os
 import re
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Iterable, Sequence
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import wait
+from pathlib import Path
+from typing import Any
 
 from .normalize import normalize_answer, numbers_equal, strip_variable_prefix
 from .numeric import fingerprint_equal
@@ -29,56 +34,76 @@ MAX_SYMBOLIC_CHARS = 600
 _SUSPICIOUS = re.compile(r"__|\bimport\b|\blambda\b|\beval\b|\bexec\b|\bos\.|\bsystem\b|\bopen\(|;")
 
 
-def _symbolic_equal(answer: str, golds: Sequence[str]) -> bool:
-    """Runs inside a worker process: parse the LaTeX answer and golds with math-verify and compare."""
-    from math_verify import LatexExtractionConfig, parse, verify
-
-    config = [LatexExtractionConfig(boxed_match_priority=0, try_extract_without_anchor=False)]
-    parsed_answer = parse(f"\\boxed{{{answer}}}", extraction_config=config, parsing_timeout=None)
-    if not parsed_answer:
-        return False
-    for gold in golds:
-        parsed_gold = parse(f"\\boxed{{{gold}}}", extraction_config=config, parsing_timeout=None)
-        if parsed_gold and verify(parsed_gold, parsed_answer, timeout_seconds=None):
-            return True
-    return False
+def worker_command() -> list[str]:
+    """The worker program: this interpreter running ``fastcurl.rewards.worker`` (never the user's ``__main__``)."""
+    flags = ["-P"] if sys.version_info >= (3, 11) else []  # not the caller's directory first on the path
+    return [sys.executable, *flags, "-m", "fastcurl.rewards.worker"]
 
 
-def _worker_main(conn: Connection) -> None:
-    import logging
+def _worker_env() -> dict[str, str]:
+    """The caller's environment, with this copy of fastcurl importable first (a source checkout works too)."""
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([package_root, *filter(None, [env.get("PYTHONPATH")])])
+    env.setdefault("OMP_NUM_THREADS", "1")
+    return env
 
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    logging.getLogger("math_verify").setLevel(logging.CRITICAL)  # it warns that we own the timeouts: we do
-    _symbolic_equal("x+1", ["1+x"])  # imports and builds the parser before "ready": not on a check's deadline
-    conn.send("ready")
-    while True:
-        try:
-            task = conn.recv()
-        except EOFError:
-            return
+
+class _PipeConnection:
+    """A worker's pipes, shaped like a multiprocessing Connection: ``send``, ``recv`` and ``fileno`` for ``wait``."""
+
+    def __init__(self, process: subprocess.Popen) -> None:
+        self._process = process
+
+    def fileno(self) -> int:
+        return self._process.stdout.fileno()
+
+    def send(self, task: tuple[str, Sequence[str]] | None) -> None:
         if task is None:
+            self._process.stdin.close()
             return
-        answer, golds = task
-        try:
-            conn.send(_symbolic_equal(answer, golds))
-        except Exception:
-            conn.send(False)
+        self._process.stdin.write(json.dumps([task[0], list(task[1])]) + "\n")
+        self._process.stdin.flush()
+
+    def recv(self) -> Any:
+        line = self._process.stdout.readline()
+        if not line:
+            raise EOFError("the worker exited")
+        return json.loads(line)
+
+    def close(self) -> None:
+        for stream in (self._process.stdin, self._process.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
 
 
 class _Worker:
-    def __init__(self, context: mp.context.BaseContext) -> None:
-        self.conn, child = context.Pipe()
-        self.process = context.Process(target=_worker_main, args=(child,), daemon=True)
-        self.process.start()
-        child.close()
+    def __init__(self, command: Sequence[str]) -> None:
+        self.process = subprocess.Popen(
+            list(command), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            bufsize=1, env=_worker_env(), cwd=tempfile.gettempdir(), start_new_session=True,
+        )
+        self.conn = _PipeConnection(self.process)
         self.ready = False
         self.task: int | None = None
         self.deadline = time.monotonic() + STARTUP_TIMEOUT
 
     def kill(self) -> None:
         self.process.kill()
-        self.process.join(timeout=5)
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
         self.conn.close()
+
+
+def default_num_workers() -> int:
+    """Workers per process, so that all ranks on a node together use at most its cores (and at most 8 each)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    ranks = int(os.environ.get("LOCAL_WORLD_SIZE") or os.environ.get("WORLD_SIZE") or 1)
+    return max(1, min(8, cores // max(1, ranks)))
 
 
 class SymbolicPool:
@@ -89,12 +114,14 @@ class SymbolicPool:
     replaced workers, so a run can see when its reward is struggling.
     """
 
-    def __init__(self, num_workers: int | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
-        self.num_workers = num_workers or max(1, min(os.cpu_count() or 1, 8))
+    def __init__(
+        self, num_workers: int | None = None, timeout: float = DEFAULT_TIMEOUT, command: Sequence[str] | None = None
+    ) -> None:
+        self.num_workers = num_workers or default_num_workers()
         self.timeout = timeout
-        self._context = mp.get_context("spawn")
+        self.command = list(command or worker_command())
         self._workers: list[_Worker] = []
-        self.stats = {"checks": 0, "timeouts": 0, "workers_replaced": 0, "unavailable": 0}
+        self.stats = {"symbolic_checks": 0, "timeouts": 0, "workers_replaced": 0, "unavailable": 0}
         self._failed_starts = 0
         self.broken = False
 
@@ -103,13 +130,19 @@ class SymbolicPool:
         self.close()
         logger.error(
             "fastcurl's symbolic-check workers die while starting, so answers that need a symbolic comparison "
-            "score 0. Workers are started with 'spawn': the main script must be importable (run a .py file, "
-            "not code piped to python) and math-verify must import in a fresh interpreter."
+            f"score 0. Check that this command runs: {' '.join(self.command)} (math-verify must import in a "
+            "fresh interpreter)."
         )
+
+    def start(self) -> SymbolicPool:
+        """Start the workers now, in the background (returns at once): the first reward call finds them ready."""
+        if not self.broken:
+            self._ensure_workers()
+        return self
 
     def _ensure_workers(self) -> None:
         while len(self._workers) < self.num_workers:
-            self._workers.append(_Worker(self._context))
+            self._workers.append(_Worker(self.command))
 
     def map(self, tasks: Sequence[tuple[str, Sequence[str]]]) -> list[bool]:
         """Verdicts for (answer, golds) tasks, in order; False for any check past its deadline."""
@@ -121,7 +154,7 @@ class SymbolicPool:
             return results
         self._ensure_workers()
         pending = list(range(len(tasks)))[::-1]
-        waiting: dict[Connection, _Worker] = {w.conn: w for w in self._workers if not w.ready}
+        waiting: dict[_PipeConnection, _Worker] = {w.conn: w for w in self._workers if not w.ready}
         idle = [w for w in self._workers if w.ready]
         while pending or any(w.task is not None for w in waiting.values()):
             while pending and idle:
@@ -137,7 +170,7 @@ class SymbolicPool:
                     pending.append(index)
                     continue
                 waiting[worker.conn] = worker
-                self.stats["checks"] += 1
+                self.stats["symbolic_checks"] += 1
             if not waiting:
                 continue
             soonest = min(w.deadline for w in waiting.values())
@@ -178,7 +211,7 @@ class SymbolicPool:
     def _replace(self, worker: _Worker) -> _Worker:
         worker.kill()
         self.stats["workers_replaced"] += 1
-        fresh = _Worker(self._context)
+        fresh = _Worker(self.command)
         self._workers[self._workers.index(worker)] = fresh
         return fresh
 
