@@ -365,8 +365,10 @@ def evaluate(argv: list[str] | None = None) -> None:
     parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
                         help="torch dtype for the transformers backend. auto: on a CPU bfloat16 only where it is "
                         "native (a short matmul probe decides), else float32; on a GPU the checkpoint's own.")
-    parser.add_argument("--think", default="auto", choices=["auto", "required", "none"],
-                        help="Answer region: after </think> (auto/required) or the whole text (none).")
+    parser.add_argument("--think", default="template", choices=["template", "auto", "required", "none"],
+                        help="Answer region. template (default): decided from the model's chat template, as in "
+                        "training: 'required' (after </think>, 0 without it) when the template opens <think>, else "
+                        "'auto' (after </think> if present, else the whole text). none: the whole text.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--regrade", metavar="SAMPLES_JSONL", help="Grade a samples file again; generate nothing.")
     args = parser.parse_args(argv)
@@ -378,6 +380,7 @@ def evaluate(argv: list[str] | None = None) -> None:
     import json
     from pathlib import Path
 
+    from .models import resolve_model
     from .evaluation import (
         SamplingSettings,
         TransformersBackend,
@@ -388,8 +391,24 @@ def evaluate(argv: list[str] | None = None) -> None:
         regrade,
     )
 
+    def think_policy(model_path: str | None) -> str:
+        if args.think != "template":
+            return args.think
+        if model_path is None:
+            print("[fastcurl] --think template needs --model to read its chat template; grading with 'auto'",
+                  file=sys.stderr)
+            return "auto"
+        from transformers import AutoTokenizer
+
+        from .rewards import think_policy_for
+
+        policy = think_policy_for(AutoTokenizer.from_pretrained(model_path), "template")
+        print(f"[fastcurl] answers: think policy '{policy}' (from the chat template)", flush=True)
+        return policy
+
     if args.regrade:
-        results = regrade(args.regrade, think=args.think)
+        model_for_template = str(resolve_model(args.model, args.gguf_file)) if args.model else None
+        results = regrade(args.regrade, think=think_policy(model_for_template))
         print(format_table(results))
         out = Path(args.regrade).with_name("results_regraded.json")
         out.write_text(json.dumps(results, indent=2))
@@ -402,9 +421,8 @@ def evaluate(argv: list[str] | None = None) -> None:
     backend_name = choose_backend(args.backend)
     settings = SamplingSettings(temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
                                 seed=args.seed)
-    from .models import resolve_model
-
     model_path = str(resolve_model(args.model, args.gguf_file))
+    think = think_policy(model_path)
     if backend_name == "transformers":
         from .precision import resolve_dtype
 
@@ -431,7 +449,7 @@ def evaluate(argv: list[str] | None = None) -> None:
 
     print(f"[fastcurl] eval backend: {backend_name}", flush=True)
     try:
-        results = run_evaluation(backend, benchmarks, args.out, args.samples, think=args.think)
+        results = run_evaluation(backend, benchmarks, args.out, args.samples, think=think)
     finally:
         if hasattr(backend, "close"):
             backend.close()

@@ -307,6 +307,15 @@ class FastCuRLConfig(GRPOConfig):
             "pushed by this run (by default such a push is refused and reported)."
         },
     )
+    think_policy: str = field(
+        default="template",
+        metadata={
+            "help": "Where the accuracy reward looks for the answer. 'template': decided once from the chat "
+            "template: when its generation prompt opens <think> (R1-distill, Qwen3 thinking), only text after "
+            "</think> is graded and a completion without </think> scores 0 ('required'), else 'auto' (after "
+            "</think> when present, the whole text when the model writes no tags). Or set 'required', 'auto', 'none'."
+        },
+    )
     reward_error_limit: int | None = field(
         default=100,
         metadata={
@@ -384,6 +393,10 @@ class FastCuRLConfig(GRPOConfig):
                     stage, self.per_device_train_batch_size, int(os.environ.get("WORLD_SIZE", "1")), self.num_iterations
                 )
         super().__post_init__()
+        if self.think_policy not in ("template", "required", "auto", "none"):
+            raise ValueError(
+                f"think_policy must be 'template', 'required', 'auto' or 'none', got {self.think_policy!r}."
+            )
         if self.vllm_weight_sync not in ("nccl", "disk"):
             raise ValueError(f"vllm_weight_sync must be 'nccl' or 'disk', got {self.vllm_weight_sync!r}.")
         if self.max_prompt_length is not None and self.max_prompt_length < 1:

@@ -189,6 +189,7 @@ class CurriculumGRPOTrainer(GRPOTrainer):
         push_stages = bool(getattr(args, "push_to_hub", False)) and bool(stages)
         if push_stages:
             args.push_to_hub = False
+        reward_funcs, processing_class = self._apply_think_policy(model, reward_funcs, args, processing_class)
         self.reward_errors: dict[str, int] = {}
         limit = getattr(args, "reward_error_limit", None)
         if limit is not None:
@@ -264,6 +265,34 @@ class CurriculumGRPOTrainer(GRPOTrainer):
             self.add_callback(self.noop_guard)
 
     # ----------------------------------------------------------------------------------------------- construction
+
+    def _apply_think_policy(self, model: Any, reward_funcs: Any, args: Any, processing_class: Any) -> tuple[Any, Any]:
+        """FastCuRL's accuracy reward graded by the chat template's think policy; the symbolic pool started.
+
+        Decided once, here, from the tokenizer's generation prompt, so training rewards and the validation loop
+        grade alike. A plain GRPOConfig (no ``think_policy``) keeps the reward exactly as given.
+        """
+        from .rewards import accuracy_reward, accuracy_reward_for, default_pool, think_policy_for
+
+        setting = getattr(args, "think_policy", None)
+        funcs = reward_funcs if isinstance(reward_funcs, list) else [reward_funcs]
+        if setting is None or not any(f is accuracy_reward for f in funcs):
+            self.think_policy = None
+        else:
+            if processing_class is None and isinstance(model, str):
+                processing_class = AutoProcessor.from_pretrained(model, trust_remote_code=args.trust_remote_code)
+            tokenizer = processing_class if processing_class is not None else None
+            self.think_policy = think_policy_for(tokenizer, setting)
+            funcs = [accuracy_reward_for(self.think_policy) if f is accuracy_reward else f for f in funcs]
+            if os.environ.get("RANK", "0") == "0":
+                why = {"required": "only text after </think> is graded; a completion without it scores 0",
+                       "auto": "after </think> when the model writes it, else the whole text",
+                       "none": "the whole text"}[self.think_policy]
+                source = "from the chat template" if setting == "template" else "think_policy"
+                print(f"[fastcurl] answers: think policy '{self.think_policy}' ({source}): {why}", flush=True)
+        if any(getattr(f, "__module__", "").startswith("fastcurl.rewards") for f in funcs if callable(f)):
+            default_pool().start()  # workers import math-verify now, off the first rollout's path
+        return (funcs if isinstance(reward_funcs, list) else funcs[0]), processing_class
 
     @staticmethod
     def _vllm_preflight(model: Any, args: Any, stages: list[StageConfig]) -> None:
@@ -759,7 +788,20 @@ class CurriculumGRPOTrainer(GRPOTrainer):
             logs.update(self._validation_metrics(logs))
         elif "loss" in logs:
             logs.update({f"rewards/{name}/errors": float(n) for name, n in self.reward_errors.items()})
+            logs.update(self._symbolic_pool_metrics())
         super().log(logs, start_time)
+
+    def _symbolic_pool_metrics(self) -> dict[str, float]:
+        """The symbolic pool's counters (checks, timeouts, replaced workers, unavailable), per verifying reward."""
+        import sys
+
+        verify = sys.modules.get("fastcurl.rewards.verify")
+        pool = getattr(verify, "_POOL", None)
+        if pool is None:
+            return {}
+        names = [getattr(f, "__name__", "") for f in self.reward_funcs if callable(f)]
+        names = [n for n in names if "accuracy" in n]
+        return {f"rewards/{name}/{key}": float(value) for name in names for key, value in pool.stats.items()}
 
     def _validation_metrics(self, logs: dict[str, float]) -> dict[str, float]:
         """``eval/<set>/pass@1`` and ``eval/<set>/mean_length`` from TRL's evaluation metrics of one eval set.

@@ -6,6 +6,7 @@ Independent of the trainer: a plain TRL user can pass ``accuracy_reward`` to ``G
 from .extract import answer_region, extract_answer, last_boxed
 from .functions import (
     accuracy_reward,
+    accuracy_reward_for,
     boxed_format_reward,
     completion_text,
     fastcurl_reward_funcs,
@@ -14,15 +15,18 @@ from .functions import (
     plain_accuracy_reward,
 )
 from .normalize import normalize_answer, numbers_equal, parse_number
-from .verify import SymbolicPool, Verifier, default_verifier, is_equivalent
+from .think import template_opens_think, think_policy_for
+from .verify import SymbolicPool, Verifier, default_pool, default_verifier, is_equivalent
 
 __all__ = [
     "SymbolicPool",
     "Verifier",
     "accuracy_reward",
+    "accuracy_reward_for",
     "answer_region",
     "boxed_format_reward",
     "completion_text",
+    "default_pool",
     "default_verifier",
     "extract_answer",
     "fastcurl_reward_funcs",
@@ -34,4 +38,6 @@ __all__ = [
     "numbers_equal",
     "parse_number",
     "plain_accuracy_reward",
+    "template_opens_think",
+    "think_policy_for",
 ]

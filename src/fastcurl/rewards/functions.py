@@ -40,6 +40,21 @@ def accuracy_reward(completions: Sequence[Any], ground_truth: Sequence[Any], **k
     return math_accuracy(completions, ground_truth, think="auto")
 
 
+def accuracy_reward_for(think: ThinkPolicy) -> Any:
+    """FastCuRL's accuracy reward with a fixed answer-region policy, named ``accuracy_reward`` for TRL's logs.
+
+    ``accuracy_reward_for(think_policy_for(tokenizer))`` is what the trainer and ``fastcurl eval`` use: with an
+    R1-style template (``<think>`` in the prompt) a completion without ``</think>`` scores 0.
+    """
+
+    def accuracy_reward(completions: Sequence[Any], ground_truth: Sequence[Any], **kwargs: Any) -> list[float]:
+        return math_accuracy(completions, ground_truth, think=think)
+
+    accuracy_reward.think_policy = think  # type: ignore[attr-defined]
+    accuracy_reward.__doc__ = f"FastCuRL's accuracy reward, answer region policy '{think}'."
+    return accuracy_reward
+
+
 def plain_accuracy_reward(completions: Sequence[Any], ground_truth: Sequence[Any], **kwargs: Any) -> list[float]:
     """Accuracy for models that do not think in tags: the last boxed answer anywhere in the text."""
     return math_accuracy(completions, ground_truth, think="none")
