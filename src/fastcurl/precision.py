@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 # 0.3-1x float32's time, emulation at 20-70x: anything in between is noise on a busy machine.
 NATIVE_BF16_MAX_SLOWDOWN = 2.0
 _PROBE_SIZE = 256
-_PROBE_REPEATS = 3
+_PROBE_REPEATS = 5
 
 
 @dataclass(frozen=True)
@@ -57,25 +57,33 @@ def _bf16_cpu_flags() -> tuple[str, ...]:
 
 @lru_cache(maxsize=1)
 def probe_cpu_bf16() -> CpuBf16Probe:
-    """Time a float32 and a bfloat16 matmul on this process's CPU threads (the median of a few, interleaved)."""
+    """Time a float32 and a bfloat16 matmul on one thread: the fastest of a few runs each, interleaved.
+
+    One thread and the fastest run measure the kernel, not the machine's load: on a busy machine a multi-threaded
+    float32 matmul waits for its threads and can look as slow as emulated bfloat16.
+    """
     import torch
 
-    timings: dict[torch.dtype, list[float]] = {torch.float32: [], torch.bfloat16: []}
-    operands = {dtype: (torch.randn(_PROBE_SIZE, _PROBE_SIZE).to(dtype), torch.randn(_PROBE_SIZE, _PROBE_SIZE).to(dtype))
-                for dtype in timings}
-    for dtype, (a, b) in operands.items():
-        torch.mm(a, b)  # first call picks and primes the kernel
-    for _ in range(_PROBE_REPEATS):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        timings: dict[torch.dtype, list[float]] = {torch.float32: [], torch.bfloat16: []}
+        operands = {dtype: (torch.randn(_PROBE_SIZE, _PROBE_SIZE).to(dtype),
+                            torch.randn(_PROBE_SIZE, _PROBE_SIZE).to(dtype)) for dtype in timings}
         for dtype, (a, b) in operands.items():
-            start = time.perf_counter()
-            torch.mm(a, b)
-            timings[dtype].append(time.perf_counter() - start)
-    median = {dtype: sorted(values)[len(values) // 2] for dtype, values in timings.items()}
+            torch.mm(a, b)  # first call picks and primes the kernel
+        for _ in range(_PROBE_REPEATS):
+            for dtype, (a, b) in operands.items():
+                start = time.perf_counter()
+                torch.mm(a, b)
+                timings[dtype].append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(threads)
     return CpuBf16Probe(
         capability=torch.backends.cpu.get_cpu_capability(),
         flags=_bf16_cpu_flags(),
-        float32_seconds=median[torch.float32],
-        bfloat16_seconds=median[torch.bfloat16],
+        float32_seconds=min(timings[torch.float32]),
+        bfloat16_seconds=min(timings[torch.bfloat16]),
     )
 
 
