@@ -96,7 +96,7 @@ def main() -> None:
 
     n = len(batch)
     print(f"fastcurl     : {n / ours_s:8.1f} completions/s ({ours_s:.2f} s), accuracy {accuracy(ours)}, "
-          f"symbolic checks {pool.stats['checks']}, timeouts {pool.stats['timeouts']}")
+          f"symbolic checks {pool.stats['symbolic_checks']}, timeouts {pool.stats['timeouts']}")
     print(f"math-verify  : {n / theirs_s:8.1f} completions/s ({theirs_s:.2f} s), accuracy {accuracy(theirs)}")
     if trl is not None:
         print(f"TRL reasoning_accuracy_reward: {n / trl_s:8.1f} completions/s ({trl_s:.2f} s), "
