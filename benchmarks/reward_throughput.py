@@ -1,27 +1,35 @@
-"""Completions per second: fastcurl's reward versus math-verify's parse + verify (and TRL's reward), one run.
+"""Completions per second as a training run sees them: fastcurl's reward versus math-verify's parse + verify.
 
 The batch: 1,024 R1-style completions built from the real golds in ../shared/data/fastcurl (long reasoning
 that closes </think>, then a boxed answer); half right, half wrong, three quarters of the right ones rewritten
-in an equivalent form (decimal for a fraction, reordered list, \\dfrac, unit, x =, ...), so string equality alone
-cannot win. Each grader starts cold (no cache). Reported: throughput and its ratio, agreement between the
-graders, accuracy against the truth by construction, and p50/p99/max latency per completion (one completion
-at a time, so latency is not hidden by batching).
+in an equivalent form, so string equality alone cannot win. Every figure comes from a fresh process:
 
-    python benchmarks/reward_throughput.py [--size 1024] [--latency-sample 256]
+- cold: the process starts the symbolic pool as the trainer does (``default_pool().start()``, in the background)
+  and scores its first batch at once, every wait on a starting worker included; math-verify scores the same
+  batch first thing in its process (its import included);
+- warm: the same process scores the batch again with an empty cache (fastcurl) / again (math-verify);
+- busy: cold and warm once more with one CPU-bound process per core running beside them;
+- worker start: time to "ready" and resident memory of one worker, against importing math-verify alone.
+
+    python benchmarks/reward_throughput.py [--size 1024]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import multiprocessing as mp
+import os
 import random
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _answers import completion, completion_batch  # noqa: E402
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
 
 
 def math_verify_one(text: str, golds: list[str]) -> bool:
@@ -34,77 +42,110 @@ def math_verify_one(text: str, golds: list[str]) -> bool:
         return False
 
 
-def percentiles(seconds: list[float]) -> str:
-    ms = np.array(seconds) * 1000
-    return f"p50 {np.percentile(ms, 50):.2f} ms, p99 {np.percentile(ms, 99):.2f} ms, max {ms.max():.2f} ms"
+def child(side: str, size: int) -> None:
+    """One fresh process: build the batch (untimed), then time the first and the second scoring of it."""
+    from _answers import completion, completion_batch
+
+    batch = completion_batch(size)
+    rng = random.Random(1)
+    texts = [completion(d.answer, rng) for d in batch]
+    golds = [d.golds for d in batch]
+    truth = [d.right for d in batch]
+    times, verdicts, stats = [], [], {}
+    if side == "fastcurl":
+        from fastcurl.rewards import Verifier, default_pool, extract_answer
+
+        start = time.perf_counter()
+        pool = default_pool().start()  # what the trainer does at construction
+        for _ in range(2):
+            verifier = Verifier(pool=pool)  # no cache carried from the first round
+            verdicts = verifier.verify_batch([extract_answer(t) for t in texts], golds)
+            times.append(time.perf_counter() - start)
+            start = time.perf_counter()
+        stats = dict(pool.stats)
+    else:
+        start = time.perf_counter()
+        for _ in range(2):
+            verdicts = [math_verify_one(t, g) for t, g in zip(texts, golds)]
+            times.append(time.perf_counter() - start)
+            start = time.perf_counter()
+    accuracy = float(np.mean([v == t for v, t in zip(verdicts, truth)]))
+    print(json.dumps({"cold": times[0], "warm": times[1], "accuracy": accuracy, "stats": stats}))
+
+
+def run_child(side: str, size: int) -> dict:
+    result = subprocess.run([sys.executable, __file__, "--child", side, "--size", str(size)], capture_output=True,
+                            text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _burn() -> None:
+    while True:
+        pass
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        line = next(x for x in f if x.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+def worker_start() -> tuple[float, float]:
+    from fastcurl.rewards.verify import _worker_env, worker_command
+
+    start = time.perf_counter()
+    process = subprocess.Popen(worker_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                               env=_worker_env())
+    process.stdout.readline()
+    seconds = time.perf_counter() - start
+    memory = rss_mb(process.pid)
+    process.kill()
+    return seconds, memory
+
+
+def math_verify_import() -> tuple[float, float]:
+    code = ("import time, sys; t = time.perf_counter(); from math_verify import parse, verify; "
+            "verify(parse('$1$'), parse('$1$')); sys.stdout.write(str(time.perf_counter() - t) + '\\n'); "
+            "sys.stdout.flush(); sys.stdin.readline()")
+    process = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               text=True)
+    seconds = float(process.stdout.readline())
+    memory = rss_mb(process.pid)
+    process.kill()
+    return seconds, memory
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=1024)
-    parser.add_argument("--latency-sample", type=int, default=256, help="Completions timed one at a time.")
+    parser.add_argument("--child", choices=["fastcurl", "math-verify"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        child(args.child, args.size)
+        return
 
-    from fastcurl.rewards import SymbolicPool, Verifier, extract_answer
+    import torch
 
-    batch = completion_batch(args.size)
-    rng = random.Random(1)
-    texts = [completion(d.answer, rng) for d in batch]
-    golds = [d.golds for d in batch]
-    truth = [d.right for d in batch]
-    rewritten = sum(d.right and d.how != "gold as stored" for d in batch)
-    print(f"{len(batch)} completions, mean {np.mean([len(t) for t in texts]):,.0f} characters; "
-          f"{sum(truth)} right ({rewritten} rewritten), {len(batch) - sum(truth)} wrong")
-
-    pool = SymbolicPool()
-    pool.map([("x+1", ["1+x"])])  # start the workers: a training run pays this once, not per step
-    verifier = Verifier(pool=pool)
-    start = time.perf_counter()
-    ours = verifier.verify_batch([extract_answer(t) for t in texts], golds)
-    ours_s = time.perf_counter() - start
-
-    start = time.perf_counter()
-    theirs = [math_verify_one(t, g) for t, g in zip(texts, golds)]
-    theirs_s = time.perf_counter() - start
-
-    trl_s = trl = None
-    try:
-        from trl.rewards import reasoning_accuracy_reward
-
-        start = time.perf_counter()
-        trl = reasoning_accuracy_reward([[{"role": "assistant", "content": t}] for t in texts],
-                                        solution=[f"${g[0]}$" for g in golds])
-        trl_s = time.perf_counter() - start
-        trl = [bool(v) for v in trl]
-    except ImportError:
-        pass
-
-    sample = list(range(min(args.latency_sample, len(batch))))
-    fresh = Verifier(pool=pool)
-    ours_lat, theirs_lat = [], []
-    for i in sample:
-        t0 = time.perf_counter()
-        fresh.verify_batch([extract_answer(texts[i])], [golds[i]])
-        ours_lat.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        math_verify_one(texts[i], golds[i])
-        theirs_lat.append(time.perf_counter() - t0)
-    pool.close()
-
-    def accuracy(verdicts: list[bool]) -> str:
-        return f"{np.mean([v == t for v, t in zip(verdicts, truth)]):.2%}"
-
-    n = len(batch)
-    print(f"fastcurl     : {n / ours_s:8.1f} completions/s ({ours_s:.2f} s), accuracy {accuracy(ours)}, "
-          f"symbolic checks {pool.stats['symbolic_checks']}, timeouts {pool.stats['timeouts']}")
-    print(f"math-verify  : {n / theirs_s:8.1f} completions/s ({theirs_s:.2f} s), accuracy {accuracy(theirs)}")
-    if trl is not None:
-        print(f"TRL reasoning_accuracy_reward: {n / trl_s:8.1f} completions/s ({trl_s:.2f} s), "
-              f"accuracy {accuracy(trl)}")
-    print(f"throughput ratio fastcurl / math-verify: {theirs_s / ours_s:.1f}x (target >= 5x)")
-    print(f"agreement with math-verify: {np.mean([a == b for a, b in zip(ours, theirs)]):.2%}")
-    print(f"latency per completion, {len(sample)} one at a time: fastcurl {percentiles(ours_lat)}; "
-          f"math-verify {percentiles(theirs_lat)}")
+    print(f"machine: {os.cpu_count()} cores, torch CPU capability {torch.backends.cpu.get_cpu_capability()}; "
+          f"{args.size} completions per batch")
+    for label, burners in (("idle", 0), ("busy", os.cpu_count() or 1)):
+        procs = [mp.Process(target=_burn, daemon=True) for _ in range(burners)]
+        for p in procs:
+            p.start()
+        try:
+            ours, theirs = run_child("fastcurl", args.size), run_child("math-verify", args.size)
+        finally:
+            for p in procs:
+                p.kill()
+        for phase in ("cold", "warm"):
+            print(f"{label:4} {phase}: fastcurl {args.size / ours[phase]:7.1f}/s ({ours[phase]:.2f} s), "
+                  f"math-verify {args.size / theirs[phase]:7.1f}/s ({theirs[phase]:.2f} s): "
+                  f"ratio {theirs[phase] / ours[phase]:.1f}x")
+        print(f"{label:4} accuracy by construction: fastcurl {ours['accuracy']:.2%}, math-verify "
+              f"{theirs['accuracy']:.2%}; pool {ours['stats']}")
+    ws, wm = worker_start()
+    ms, mm = math_verify_import()
+    print(f"worker start {ws:.2f} s, {wm:.0f} MB resident; math-verify import alone {ms:.2f} s, {mm:.0f} MB")
 
 
 if __name__ == "__main__":
