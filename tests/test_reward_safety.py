@@ -107,4 +107,5 @@ def test_pool_gives_up_with_a_clear_message_when_workers_cannot_start(caplog):
     with caplog.at_level("ERROR"):
         assert pool.map([("x^2-1", ["(x-1)(x+1)"])]) == [False]
     assert pool.broken and "Check that this command runs" in caplog.text
-    assert pool.map([("x", ["y"])]) == [False] and pool.stats["unavailable"] == 1
+    assert pool.stats["unavailable"] == 1  # the check that found no worker is counted, not silently 0
+    assert pool.map([("x", ["y"])]) == [False] and pool.stats["unavailable"] == 2

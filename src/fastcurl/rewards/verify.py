@@ -13,14 +13,17 @@ import json
 import logging
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from multiprocessing.connection import wait
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from .normalize import normalize_answer, numbers_equal, strip_variable_prefix
 from .numeric import fingerprint_equal
@@ -34,10 +37,10 @@ MAX_SYMBOLIC_CHARS = 600
 _SUSPICIOUS = re.compile(r"__|\bimport\b|\blambda\b|\beval\b|\bexec\b|\bos\.|\bsystem\b|\bopen\(|;")
 
 
-def worker_command() -> list[str]:
+def worker_command(*args: str) -> list[str]:
     """The worker program: this interpreter running ``fastcurl.rewards.worker`` (never the user's ``__main__``)."""
     flags = ["-P"] if sys.version_info >= (3, 11) else []  # not the caller's directory first on the path
-    return [sys.executable, *flags, "-m", "fastcurl.rewards.worker"]
+    return [sys.executable, *flags, "-m", "fastcurl.rewards.worker", *args]
 
 
 def _worker_env() -> dict[str, str]:
@@ -49,53 +52,127 @@ def _worker_env() -> dict[str, str]:
     return env
 
 
-class _PipeConnection:
-    """A worker's pipes, shaped like a multiprocessing Connection: ``send``, ``recv`` and ``fileno`` for ``wait``."""
+def _can_fork() -> bool:
+    return hasattr(os, "fork") and hasattr(socket, "send_fds") and hasattr(os, "killpg")
 
-    def __init__(self, process: subprocess.Popen) -> None:
-        self._process = process
+
+class _Connection:
+    """A worker's line-based channel: ``send``, ``recv`` and ``fileno`` (for ``multiprocessing.connection.wait``)."""
+
+    def __init__(self, reader: IO[str], writer: IO[str], closers: Sequence[Any] = ()) -> None:
+        self._reader, self._writer, self._closers = reader, writer, [reader, writer, *closers]
 
     def fileno(self) -> int:
-        return self._process.stdout.fileno()
+        return self._reader.fileno()
+
+    def poll(self) -> bool:
+        return bool(wait([self], timeout=0))
 
     def send(self, task: tuple[str, Sequence[str]] | None) -> None:
         if task is None:
-            self._process.stdin.close()
+            self._writer.close()
             return
-        self._process.stdin.write(json.dumps([task[0], list(task[1])]) + "\n")
-        self._process.stdin.flush()
+        self._writer.write(json.dumps([task[0], list(task[1])]) + "\n")
+        self._writer.flush()
 
     def recv(self) -> Any:
-        line = self._process.stdout.readline()
+        line = self._reader.readline()
         if not line:
             raise EOFError("the worker exited")
         return json.loads(line)
 
     def close(self) -> None:
-        for stream in (self._process.stdin, self._process.stdout):
+        for stream in self._closers:
             try:
                 stream.close()
             except OSError:
                 pass
 
 
-class _Worker:
-    def __init__(self, command: Sequence[str]) -> None:
-        self.process = subprocess.Popen(
-            list(command), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-            bufsize=1, env=_worker_env(), cwd=tempfile.gettempdir(), start_new_session=True,
-        )
-        self.conn = _PipeConnection(self.process)
-        self.ready = False
-        self.task: int | None = None
-        self.deadline = time.monotonic() + STARTUP_TIMEOUT
+class _ForkServer:
+    """``python -m fastcurl.rewards.worker --fork-server``: imports math-verify once, then forks workers on request.
 
-    def kill(self) -> None:
-        self.process.kill()
+    The pool hands it one end of a fresh socket pair per worker; the forked worker is ready in milliseconds.
+    It runs in a session of its own, so killing its process group takes every worker with it.
+    """
+
+    def __init__(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.process = subprocess.Popen(
+            worker_command("--fork-server", str(theirs.fileno())), pass_fds=(theirs.fileno(),),
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_worker_env(),
+            cwd=tempfile.gettempdir(), start_new_session=True,
+        )
+        theirs.close()
+        self.control = ours
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def fork(self, sock: socket.socket) -> None:
+        """Ask for a worker on ``sock`` (returns at once: the server forks once it has imported math-verify)."""
+        socket.send_fds(self.control, [b"f"], [sock.fileno()])
+
+    def owns(self, pid: int) -> bool:
+        try:
+            return os.getpgid(pid) == self.process.pid
+        except OSError:
+            return False
+
+    def close(self) -> None:
+        self.control.close()
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except OSError:
+            pass
         try:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             pass
+
+
+class _Worker:
+    """One worker: forked by the fork server when there is one, else its own program on pipes."""
+
+    def __init__(self, command: Sequence[str] | None, server: _ForkServer | None) -> None:
+        self.server, self.process, self.pid = server, None, None
+        if server is not None:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                server.fork(theirs)
+            except OSError:
+                pass  # a dead server: ours reads end of file, and the pool counts a failed start
+            theirs.close()
+            self.conn = _Connection(ours.makefile("r", encoding="utf-8"), ours.makefile("w", encoding="utf-8"),
+                                    [ours])
+        else:
+            self.process = subprocess.Popen(
+                list(command or worker_command()), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL, text=True, bufsize=1, env=_worker_env(), cwd=tempfile.gettempdir(),
+                start_new_session=True,
+            )
+            self.conn = _Connection(self.process.stdout, self.process.stdin)
+        self.ready = False
+        self.task: int | None = None
+        self.deadline = time.monotonic() + STARTUP_TIMEOUT
+
+    def became_ready(self, message: Any) -> None:
+        self.ready = True
+        if isinstance(message, list) and len(message) == 2 and isinstance(message[1], int):
+            self.pid = message[1]
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        elif self.pid is not None and self.server is not None and self.server.owns(self.pid):
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except OSError:
+                pass
         self.conn.close()
 
 
@@ -109,9 +186,12 @@ def default_num_workers() -> int:
 class SymbolicPool:
     """Worker processes for the symbolic check, with a hard per-check deadline.
 
-    A check's deadline starts when a ready worker receives it, so a worker's start (importing sympy takes
-    seconds on a busy machine) never turns a right answer into a timeout. ``stats`` counts checks, timeouts and
-    replaced workers, so a run can see when its reward is struggling.
+    A check's deadline starts when a ready worker receives it, so a worker's start never turns a right answer
+    into a timeout, and a batch goes on with the ready workers while others start. Workers are forked from one
+    fork server (``python -m fastcurl.rewards.worker --fork-server``) that imported math-verify once: a worker
+    killed at its deadline is replaced in milliseconds. ``stats`` (``symbolic_checks``, ``timeouts``,
+    ``workers_replaced``, ``unavailable``) is what a trainer logs per step, so a struggling reward is visible.
+    ``command`` runs each worker as its own program instead (no fork server).
     """
 
     def __init__(
@@ -119,33 +199,65 @@ class SymbolicPool:
     ) -> None:
         self.num_workers = num_workers or default_num_workers()
         self.timeout = timeout
-        self.command = list(command or worker_command())
+        self.command = list(command) if command else None
+        self._server: _ForkServer | None = None
         self._workers: list[_Worker] = []
         self.stats = {"symbolic_checks": 0, "timeouts": 0, "workers_replaced": 0, "unavailable": 0}
         self._failed_starts = 0
+        self._owner = os.getpid()
+        self._lock = threading.Lock()
         self.broken = False
 
     def _give_up(self) -> None:
         self.broken = True
-        self.close()
+        self._close()
         logger.error(
             "fastcurl's symbolic-check workers die while starting, so answers that need a symbolic comparison "
-            f"score 0. Check that this command runs: {' '.join(self.command)} (math-verify must import in a "
-            "fresh interpreter)."
+            f"score 0. Check that this command runs: {' '.join(self.command or worker_command())} (math-verify "
+            "must import in a fresh interpreter)."
         )
 
     def start(self) -> SymbolicPool:
-        """Start the workers now, in the background (returns at once): the first reward call finds them ready."""
-        if not self.broken:
-            self._ensure_workers()
+        """Start the workers now, in the background (returns at once): the first reward call finds them ready.
+
+        The trainer calls it at construction, so math-verify's import overlaps model loading.
+        """
+        with self._lock:
+            if not self.broken:
+                self._ensure_workers()
         return self
 
+    @property
+    def ready_workers(self) -> int:
+        """Workers that have said they are ready (a benchmark or a health check may poll this)."""
+        for worker in self._workers:
+            if not worker.ready and worker.conn.poll():
+                try:
+                    worker.became_ready(worker.conn.recv())
+                except (EOFError, OSError, ValueError):
+                    pass
+        return sum(w.ready for w in self._workers)
+
+    def _new_worker(self) -> _Worker:
+        if self.command is None and _can_fork():
+            if self._server is None or not self._server.alive():
+                if self._server is not None:
+                    self._server.close()
+                self._server = _ForkServer()
+        return _Worker(self.command, self._server if self.command is None and _can_fork() else None)
+
     def _ensure_workers(self) -> None:
+        if self._owner != os.getpid():  # a forked copy of the caller: the workers belong to the parent
+            self._server, self._workers, self._owner = None, [], os.getpid()
         while len(self._workers) < self.num_workers:
-            self._workers.append(_Worker(self.command))
+            self._workers.append(self._new_worker())
 
     def map(self, tasks: Sequence[tuple[str, Sequence[str]]]) -> list[bool]:
         """Verdicts for (answer, golds) tasks, in order; False for any check past its deadline."""
+        with self._lock:
+            return self._map(tasks)
+
+    def _map(self, tasks: Sequence[tuple[str, Sequence[str]]]) -> list[bool]:
         results = [False] * len(tasks)
         if not tasks:
             return results
@@ -154,7 +266,7 @@ class SymbolicPool:
             return results
         self._ensure_workers()
         pending = list(range(len(tasks)))[::-1]
-        waiting: dict[_PipeConnection, _Worker] = {w.conn: w for w in self._workers if not w.ready}
+        waiting: dict[_Connection, _Worker] = {w.conn: w for w in self._workers if not w.ready}
         idle = [w for w in self._workers if w.ready]
         while pending or any(w.task is not None for w in waiting.values()):
             while pending and idle:
@@ -178,23 +290,24 @@ class SymbolicPool:
                 worker = waiting.pop(conn)
                 try:
                     message = conn.recv()
-                except (EOFError, OSError):
+                except (EOFError, OSError, ValueError):
                     if worker.task is not None:
-                        results[worker.task] = False
                         worker.task = None
                     elif not worker.ready:
                         self._failed_starts += 1
                         if self._failed_starts >= 3 * self.num_workers:
+                            self.stats["unavailable"] += len(pending) + sum(
+                                w.task is not None for w in waiting.values())
                             self._give_up()
                             return results
                     fresh = self._replace(worker)
                     waiting[fresh.conn] = fresh
                     continue
                 if worker.ready:
-                    results[worker.task] = bool(message)
+                    results[worker.task] = message is True
                     worker.task = None
                 else:
-                    worker.ready = True
+                    worker.became_ready(message)
                     self._failed_starts = 0
                 idle.append(worker)
             now = time.monotonic()
@@ -211,11 +324,16 @@ class SymbolicPool:
     def _replace(self, worker: _Worker) -> _Worker:
         worker.kill()
         self.stats["workers_replaced"] += 1
-        fresh = _Worker(self.command)
+        fresh = self._new_worker()
         self._workers[self._workers.index(worker)] = fresh
         return fresh
 
     def close(self) -> None:
+        """Stop every worker (and the fork server); a later call starts them again."""
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
         for worker in self._workers:
             try:
                 worker.conn.send(None)
@@ -223,6 +341,9 @@ class SymbolicPool:
                 pass
             worker.kill()
         self._workers = []
+        if self._server is not None:
+            self._server.close()
+            self._server = None
 
 
 _POOL: SymbolicPool | None = None
