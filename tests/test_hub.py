@@ -118,5 +118,6 @@ def test_push_cli(tiny_model_path, tmp_path, hub, capsys):
     out = capsys.readouterr().out
     assert "me/from-cli@stage-1-L1-8: pushed" in out and "me/from-cli@main: pushed" in out
     assert [c["branch"] for c in hub.commits] == ["stage-1-L1-8", "stage-2-L3-16", "main"]
-    with pytest.raises(FileNotFoundError, match="is it a fastcurl run"):
+    with pytest.raises(SystemExit) as stopped:  # bad input: one error line and exit 2, no traceback
         main(["push", str(tmp_path), "--repo-id", "me/nothing"])
+    assert stopped.value.code == 2 and "is it a fastcurl run" in capsys.readouterr().err

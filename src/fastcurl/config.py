@@ -21,6 +21,7 @@ from typing import Any
 
 from trl import GRPOConfig
 
+from .names import default_stage_name, resolve_stage_names, stage_run_name  # noqa: F401 (re-exported)
 from .precision import choose_precision
 
 SEGMENTS = ("L1", "L2", "L3")
@@ -141,12 +142,6 @@ class StageConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def default_stage_name(stage: StageConfig, index: int) -> str:
-    length = stage.max_completion_length
-    length_text = f"{length // 1024}k" if length % 1024 == 0 else str(length)
-    return f"{stage.segment or 'stage' + str(index + 1)}-{length_text}"
 
 
 @dataclass(frozen=True)
@@ -364,14 +359,10 @@ class FastCuRLConfig(GRPOConfig):
             self.stages = [
                 s if isinstance(s, StageConfig) else StageConfig.from_dict(s, i) for i, s in enumerate(self.stages)
             ]
+            for stage, name in zip(self.stages, resolve_stage_names(self.stages)):
+                stage.name = name
             for i, stage in enumerate(self.stages):
-                if stage.name is None:
-                    stage.name = default_stage_name(stage, i)
                 validate_stage(stage, i)
-            names = [s.name for s in self.stages]
-            duplicated = sorted({n for n in names if names.count(n) > 1})
-            if duplicated:
-                raise ValueError(f"Stage names must be unique; repeated: {', '.join(duplicated)}.")
             if self.max_steps > 0:
                 raise ValueError(
                     "max_steps is set together with stages. A curriculum's length is the sum of its stages' "

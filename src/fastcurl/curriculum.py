@@ -27,7 +27,7 @@ class StagePlan:
 
     @property
     def name(self) -> str:
-        return self.config.name or f"stage-{self.index + 1}"
+        return self.config.name  # resolved once, by FastCuRLConfig (config.resolve_stage_names)
 
 
 class CurriculumCallback(TrainerCallback, ExportableState):

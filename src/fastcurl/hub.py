@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .names import stage_run_name
+
 logger = logging.getLogger(__name__)
 
 # Training state that stays local: optimizer, scheduler, RNG, step checkpoints, the staging area.
@@ -35,7 +37,7 @@ CITATION = """@article{song2025fastcurl,
 
 def stage_branch(index: int, name: str) -> str:
     """The branch for stage ``index`` (0-based): ``stage-1-L1-8k``, the same name as its local directory."""
-    return f"stage-{index + 1}-{name}"
+    return stage_run_name(index, name)
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -76,7 +78,7 @@ def model_card(run_dir: str | Path, repo_id: str, eval_results: dict[str, Any] |
     for i, planned_stage in enumerate(planned or [s["settings"] for s in stages]):
         record = by_index.get(i, {})
         settings = record.get("settings", planned_stage)
-        name = settings.get("name") or f"stage{i + 1}"
+        name = settings["name"]  # resolved by FastCuRLConfig before the run started
         data = f"{settings.get('dataset') or 'train_dataset'}"
         if settings.get("segment"):
             data += f" [{settings['segment']}]"

@@ -39,7 +39,7 @@ def plan_curriculum(config: FastCuRLConfig, dataset_sizes: list[int | None], num
         rows.append(
             StageRow(
                 index=index,
-                name=stage.name or f"stage{index + 1}",
+                name=stage.name,  # resolved once, by FastCuRLConfig
                 data=f"{source}{' [' + stage.segment + ']' if stage.segment else ''}",
                 dataset_size=size,
                 prompts_per_rollout_step=stage.prompts_per_rollout_step,

@@ -31,7 +31,7 @@ from trl import GRPOTrainer
 from trl.trainer.callbacks import SyncRefModelCallback
 
 from .console import quiet_library_bars, silence_library_deprecations, use_stage_progress, verbose
-from .config import STAGE_OVERRIDABLE_FIELDS, FastCuRLConfig, StageConfig, derive_stage_batch
+from .config import STAGE_OVERRIDABLE_FIELDS, FastCuRLConfig, StageConfig, derive_stage_batch, stage_run_name
 from .curriculum import CurriculumCallback, StagePlan
 from .data import SegmentCache, filter_by_prompt_length, load_math_dataset, make_synthetic_math
 from .guard import NoLearningGuard
@@ -440,7 +440,7 @@ class CurriculumGRPOTrainer(GRPOTrainer):
         return plan
 
     def stage_checkpoint_dir(self, index: int) -> Path:
-        return Path(self.args.output_dir) / f"stage-{index + 1}-{self.curriculum.plans[index].name}"
+        return Path(self.args.output_dir) / stage_run_name(index, self.curriculum.plans[index].name)
 
     def _restore_reference(self, index: int) -> None:
         """After a resume inside stage ``index``: its reference is the policy saved at the previous stage's end."""
