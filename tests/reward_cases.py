@@ -65,7 +65,7 @@ CASES: list[tuple[str, str, object, bool]] = [
     ("fraction", "-\\frac{3}{2}", "-1.5", T),
     ("fraction", "\\frac{-3}{2}", "-\\frac{3}{2}", T),
     ("fraction", "0.33", "\\frac{1}{3}", F),
-    ("fraction", "\\frac{1}{3}", "0.33", T),
+    ("fraction", "\\frac{1}{3}", "0.33", F),  # a decimal gold is its exact value, not a tolerance
     ("fraction", "0.3333", "\\frac{1}{3}", F),
     ("fraction", ".35625", "0.35625", T),
     ("fraction", "\\frac{57}{160}", ".35625", T),
@@ -246,4 +246,57 @@ CASES: list[tuple[str, str, object, bool]] = [
     ("real:olympiad", "109890", ["109890"], T),
     ("real:olympiad", "4095", ["4096"], F),
     ("real:olympiad", "15,5", ["5,15"], T),
+    # The classes of issue 13: each a way to collect reward without being right, or a right answer that
+    # could never score.
+    # --- decimals: the gold's written precision is not a tolerance
+    ("decimal", "0.54", "0.5", F), ("decimal", "0.46", "0.5", F), ("decimal", "0.50", "0.5", T),
+    ("decimal", "\\frac{1}{2}", "0.5", T), ("decimal", "20.391", "20.39", F), ("decimal", "20.38", "20.39", F),
+    ("decimal", "\\frac{1}{3}", "0.33", F), ("decimal", "\\frac{2039}{100}", "20.39", T),
+    ("decimal", "0.5000001x", "\\frac{x}{2}", F), ("decimal", "0.5x", "\\frac{x}{2}", T),
+    ("decimal", "\\frac{\\sqrt{2}}{2}", "0.7071", F), ("decimal", "\\frac{\\sqrt{4}}{4}", "0.5", T),
+    ("decimal", "0.\\overline{3}", "\\frac{1}{3}", T), ("decimal", "0.\\overline{3}", "0.33", F),
+    ("decimal", "0.1\\overline{6}", "\\frac{1}{6}", T), ("decimal", "0.\\overline{12}", "\\frac{4}{33}", T),
+    ("decimal", "0.\\overline{12}", "\\frac{4}{34}", F), ("decimal", "25\\%", "\\frac{1}{4}", T),
+    ("decimal", "25\\%", "0.25", T), ("decimal", "26\\%", "\\frac{1}{4}", F), ("decimal", "0.25", "25\\%", T),
+    ("decimal", "\\frac{1}{4}", "25\\%", T), ("decimal", "0.26", "25\\%", F), ("decimal", "2.5", "25\\%", F),
+    # --- big integers and powers: exact arithmetic
+    ("bignum", "2^{64}", "2^{64}-1", F), ("bignum", "2^{64}-1", "18446744073709551615", T),
+    ("bignum", "2^{64}", "18446744073709551615", F), ("bignum", "10^{12}+5", "1000000000004", F),
+    ("bignum", "10^{12}+5", "1000000000005", T), ("bignum", "20!+1", "20!", F),
+    ("bignum", "20!", "2432902008176640000", T),
+    ("bignum", "20!", "2432902008176640001", F), ("bignum", "3^{40}", "12157665459056928801", T),
+    ("bignum", "3^{40}+1", "12157665459056928801", F), ("bignum", "x^{64}+1", "x^{64}", F),
+    ("bignum", "x+10^{-15}", "x", F), ("bignum", "2^{100}", "2^{100}", T), ("bignum", "2 \\cdot 2^{99}", "2^{100}", T),
+    # --- a run of digits is not a list
+    ("digits", "81256", "81, 256", F), ("digits", "81, 256", "81256", F), ("digits", "81, 256", "81, 256", T),
+    ("digits", "256, 81", "81, 256", T), ("digits", "12,345", "12345", T), ("digits", "1{,}000", "1000", T),
+    ("digits", "1234", "12, 34", F), ("digits", "1, 234", "1234", F), ("digits", "2, 3", "23", F),
+    ("digits", "23", "2, 3", F),
+    # --- units and variables are told apart
+    ("unit", "g", "m", F), ("unit", "\\frac{F}{g}", "\\frac{F}{m}", F), ("unit", "5 km", "5 m", F),
+    ("unit", "5 m", "5", T), ("unit", "5 \\text{ m}", "5\\text{ m}", T), ("unit", "5 \\text{ meters}", "5 m", T),
+    ("unit", "m", "m", T), ("unit", "\\frac{F}{m}", "\\frac{F}{m}", T), ("unit", "5 kg", "5 g", F),
+    ("unit", "3 \\text{ cm}", "3 \\text{ mm}", F), ("unit", "mg", "m", F), ("unit", "12 inches", "12", T),
+    # --- roots of negatives, kinds, variables, equations
+    ("kind", "\\sqrt{-1}", "-i", F), ("kind", "\\sqrt{-1}", "i", T), ("kind", "\\sqrt{-4}", "2i", T),
+    ("kind", "\\sqrt{x^2}", "x", F), ("kind", "\\sqrt{x^2}", "|x|", T), ("kind", "\\{1, 2\\}", "(1,2)", F),
+    ("kind", "(1,2)", "\\{1, 2\\}", F), ("kind", "\\{2, 1\\}", "\\{1, 2\\}", T), ("kind", "x", "x_1", F),
+    ("kind", "x = 2", "x_1 = 2", F), ("kind", "x_1 = 2", "x_{1} = 2", T), ("kind", "y = 2x", "x = 2x", F),
+    ("kind", "z = x + 1", "y = x + 1", F), ("kind", "y = x + 1", "y = 1 + x", T), ("kind", "x_{1}", "x_1", T),
+    # --- golds in display or inline math delimiters
+    ("delimiters", "\\frac{1}{2}", "\\[ \\frac{1}{2} \\]", T), ("delimiters", "x^2+1", "\\[x^2+1\\]", T),
+    ("delimiters", "x^2+2", "\\[x^2+1\\]", F), ("delimiters", "3", "\\( 3 \\)", T), ("delimiters", "4", "\\( 3 \\)", F),
+    ("delimiters", "\\sin^2 x+\\cos^2 x", "\\[1\\]", T), ("delimiters", "(1,2)", "\\[ (1, 2) \\]", T),
+    ("delimiters", "(2,1)", "\\[ (1, 2) \\]", F), ("delimiters", "\\sqrt{2}", "$$\\sqrt{2}$$", T),
+    ("delimiters", "\\sqrt{3}", "$$\\sqrt{2}$$", F),
+    # --- LaTeX that math uses is not code
+    ("latex", "x \\in [1,\\;2]", "[1,2]", T), ("latex", "x \\in [1,\\;3]", "[1,2]", F),
+    ("latex", "\\lambda \\geq 2", "\\lambda \\ge 2", T), ("latex", "\\lambda \\geq 3", "\\lambda \\ge 2", F),
+    ("latex", "\\cosh 0", "1", T), ("latex", "\\cosh(0)", "1", T), ("latex", "\\cosh 1", "1", F),
+    ("latex", "2\\sinh(x)", "e^x - e^{-x}", T), ("latex", "\\tanh 0", "0", T), ("latex", "\\sinh 1", "\\sin 1", F),
+    ("latex", "1 \\le x \\le 2", "[1,2]", T), ("latex", "1 < x < 2", "[1,2]", F), ("latex", "1 < x < 2", "(1,2)", T),
+    ("latex", "x > 3", "(3, \\infty)", T), ("latex", "x \\geq 3", "(3, \\infty)", F),
+    ("latex", "x \\le -1", "(-\\infty, -1]", T),
+    ("latex", "y'' + y = 0", "\\frac{d^2y}{dx^2} + y = 0", T), ("latex", "y' + y = 0", "\\frac{d^2y}{dx^2} + y = 0", F),
+    ("latex", "a_{n}=2a_{n-1}", "a_n = 2a_{n-1}", T),
 ]

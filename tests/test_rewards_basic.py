@@ -46,12 +46,16 @@ def test_numeric_fingerprint_decides_only_what_it_can_read():
     assert fingerprint_equal("(6,31,-2)", "(6,31,-1)") is False
     assert fingerprint_equal("15, 5", "5, 15") is True  # bare lists are unordered
     assert fingerprint_equal("(5, 15)", "(15, 5)") is False  # tuples are ordered
+    assert fingerprint_equal("\\frac{1}{3}", "0.33") is False  # a decimal gold is its exact value
+    assert fingerprint_equal("2^{64}", "2^{64}-1") is False  # exact rationals, not floats
+    assert fingerprint_equal("\\{1, 2\\}", "(1, 2)") is False  # a set is not a tuple
     for answer, gold in [
         ("\\text{teas}", "\\text{east}"),  # words are not products of letters
         ("even", "neve"),
         ("f(2)", "f(1)"),  # function notation
         ("2\\frac{1}{2}", "\\frac{5}{2}"),  # mixed number
-        ("\\frac{1}{3}", "0.33"),  # approximate gold: the rounding rule decides
+        ("x^{64}+1", "x^{64}"),  # floats agree, but beyond 2^40 they could hide a difference
+        ("\\sqrt{x^2}", "x"),  # equal at every positive x only
         ("y = 2x", "y = 2x"),  # equations go to the symbolic check
         ("9^{9^{9^{9}}}", "1"),  # overflow
         ("__import__('os')", "0"),

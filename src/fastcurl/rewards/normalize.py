@@ -1,8 +1,10 @@
 """The cheap path: canonical strings and exact numbers, no parser and no evaluation of model text.
 
 Most right answers match the gold after normalising LaTeX spelling (``\\dfrac``, ``\\left``, ``\\text{}``,
-units, degrees, percent, thousands separators, trailing zeros, a leading ``x=``); numbers are then compared
-exactly as rationals. Only what this cannot decide goes to the symbolic checker.
+math delimiters, units after a number, degrees, percent, thousands separators, trailing zeros, a leading ``x=``,
+inequalities for intervals, derivative primes); numbers are then compared exactly as rationals, a repeating
+decimal included. A decimal gold is its exact value, not a tolerance: ``0.54`` is not ``0.5``. Only what this
+cannot decide goes to the symbolic checker.
 """
 
 from __future__ import annotations
@@ -17,11 +19,23 @@ UNIT_WORDS = (
     "cubic|hours?|minutes?|seconds?|days?|weeks?|years?|dollars?|cents?|pounds?|kg|grams?|g|liters?|ml|mph|"
     "percent|points?|ways?|students?|people|times|per"
 )
+_UNIT_ALIASES = {"meters": "m", "meter": "m", "centimeters": "cm", "centimeter": "cm", "kilometers": "km",
+                 "kilometer": "km", "inches": "inch", "feet": "foot", "ft": "foot", "g": "gram", "grams": "gram"}
 _TEXT = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}")
-_UNITS = re.compile(rf"(?:\\,|\s)*(?:\\text\{{\s*)?\b(?:{UNIT_WORDS})\b(?:\^?\{{?[23]\}}?)?\}}?\s*$")
+# A unit only after a number: a lone ``m`` or the ``g`` in ``\\frac{F}{g}`` is a variable.
+_UNITS = re.compile(
+    rf"(?<=[\d}}])((?:\\,|\\ |\s)*(?:\\(?:text|mathrm)\{{\s*)?\b({UNIT_WORDS})\b(?:\^?\{{?[23]\}}?)?\}}?)\s*$"
+)
 _SPACES = re.compile(r"\\[,;:! ]|\\quad|\\qquad|~|\s+")
-_VAR_PREFIX = re.compile(r"^[a-zA-Z](?:_\{?\w+\}?)?\s*=\s*(?!.*=)")
-_THOUSANDS = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
+_VAR_PREFIX = re.compile(r"^([a-zA-Z](?:_\{?\w+\}?)?)\s*(?:=|\\in\b)\s*(?!.*=)")
+_THOUSANDS = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")  # no space after the commas: 81, 256 is a list
+_DELIMITERS = re.compile(r"^\s*(?:\$\$(.*)\$\$|\$(.*)\$|\\\[(.*)\\\]|\\\((.*)\\\))\s*$", re.DOTALL)
+_PERCENT = re.compile(r"\\?%\s*$")
+_REPEATING = re.compile(r"^([+-]?)(\d*)\.(\d*)\\overline\{?(\d+)\}?$")
+_REL = r"(<|>|\\le(?:q|qslant)?(?![a-z])|\\ge(?:q|qslant)?(?![a-z]))"
+_BETWEEN = re.compile(rf"^(.+?)\s*{_REL}\s*([a-zA-Z])\s*{_REL}\s*(.+)$")
+_ONE_SIDED = re.compile(rf"^([a-zA-Z])\s*{_REL}\s*(.+)$")
+_DERIVATIVE = re.compile(r"\\frac\{d(?:\^\{?(\d)\}?)?([a-zA-Z])\}\{d[a-zA-Z](?:\^\{?\d\}?)?\}")
 _CHOICE = re.compile(r"^\(?([A-E])\)?$")
 _DECIMAL = re.compile(r"^([+-]?)(\d*)\.?(\d*)(?:e([+-]?\d+))?$", re.IGNORECASE)
 _FRAC = re.compile(r"^([+-]?)\\frac\{([^{}]+)\}\{([^{}]+)\}$")
@@ -29,21 +43,81 @@ _FRAC_SHORT = re.compile(r"^([+-]?)\\frac(\d)(\d)$")
 _SCI = re.compile(r"^(.+?)(?:\\times|\\cdot|\*)10\^\{?([+-]?\d+)\}?$")
 
 
-def normalize_answer(text: str) -> str:
-    """A canonical spelling of an answer string; equal strings mean equal answers."""
-    s = text.strip().strip("$").strip()
+def strip_delimiters(text: str) -> str:
+    """``$x$``, ``$$x$$``, ``\\[x\\]`` and ``\\(x\\)`` -> ``x``: 90 training golds are stored in display math."""
+    s = text.strip()
+    for _ in range(2):
+        m = _DELIMITERS.match(s)
+        if not m:
+            break
+        s = next(g for g in m.groups() if g is not None).strip()
+    return s
+
+
+def units_of(text: str) -> tuple[str, ...]:
+    """The unit words after a number at the end of ``text``, canonical (``5 meters`` -> ``('m',)``)."""
+    s, units = strip_delimiters(text), []
+    for _ in range(3):
+        m = _UNITS.search(s)
+        if not m:
+            break
+        word = m.group(2).lower()
+        units.insert(0, _UNIT_ALIASES.get(word, word[:-1] if len(word) > 3 and word.endswith("s") else word))
+        s = s[: m.start()]
+    return tuple(units)
+
+
+def is_percent(text: str) -> bool:
+    return bool(_PERCENT.search(strip_delimiters(text)))
+
+
+def variable_prefix(text: str) -> str | None:
+    """The variable an answer names (``x_{1} = 2`` -> ``x_1``), or None."""
+    m = _VAR_PREFIX.match(strip_delimiters(text))
+    return re.sub(r"[{}\s]", "", m.group(1)) if m else None
+
+
+def _interval(s: str) -> str:
+    """``1 \\le x < 2`` -> ``[1,2)``, ``x > 3`` -> ``(3,\\infty)``: the inequality spelling of an interval."""
+    m = _BETWEEN.match(s)
+    if m and m.group(2)[0] in "<\\" and m.group(4)[0] in "<\\" and "g" not in m.group(2) + m.group(4):
+        low, high = m.group(1), m.group(5)
+        return ("[" if "le" in m.group(2) else "(") + f"{low},{high}" + ("]" if "le" in m.group(4) else ")")
+    m = _ONE_SIDED.match(s)
+    if m:
+        rel, bound = m.group(2), m.group(3)
+        closed = "le" in rel or "ge" in rel
+        if rel == ">" or "ge" in rel:
+            return ("[" if closed else "(") + f"{bound},\\infty)"
+        return f"(-\\infty,{bound}" + ("]" if closed else ")")
+    return s
+
+
+def normalize_answer(text: str, thousands: bool = True) -> str:
+    """A canonical spelling of an answer string; equal strings mean equal answers.
+
+    ``thousands=False`` keeps ``81,256`` a list of two numbers (when the other side is a list).
+    """
+    s = strip_delimiters(text)
     s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("\\left", "").replace("\\right", "")
     s = s.replace("\\displaystyle", "").replace("{,}", "").replace("\\$", "").replace("\\!", "")
     s = re.sub(r"\^\s*\{?\\circ\}?|°|\\degree", "", s)
-    s = s.replace("\\%", "").replace("%", "")
+    s = _PERCENT.sub("", s)
     for _ in range(3):
         s = _UNITS.sub("", s)
     for _ in range(3):  # nested \text{\textbf{A}}
         s = _TEXT.sub(r"\1", s)
-    s = _SPACES.sub("", s)
-    s = _VAR_PREFIX.sub("", s)
-    if _THOUSANDS.match(s):
+    if thousands and _THOUSANDS.match(s.strip()):
         s = s.replace(",", "")
+    s = s.strip()
+    if not _ONE_SIDED.match(s):  # x > 3 is an interval, x = 3 is 3
+        s = _VAR_PREFIX.sub("", s)
+    s = _interval(s)
+    s = _SPACES.sub("", s)
+    s = s.replace("\\geq", "\\ge").replace("\\leq", "\\le").replace("\\prime", "'").replace("^{'}", "'")
+    s = s.replace("^{''}", "''")
+    s = _DERIVATIVE.sub(lambda m: m.group(2) + "'" * int(m.group(1) or 1), s)
+    s = re.sub(r"_\{(\w)\}", r"_\1", s)
     choice = _CHOICE.match(s)
     if choice:
         return choice.group(1)
@@ -57,7 +131,7 @@ def normalize_answer(text: str) -> str:
 
 def strip_variable_prefix(text: str) -> str:
     """``x = 5`` -> ``5``; an equation with two ``=`` or none is left alone."""
-    return _VAR_PREFIX.sub("", text.strip().strip("$").strip())
+    return _VAR_PREFIX.sub("", strip_delimiters(text))
 
 
 def _balanced(s: str) -> bool:
@@ -87,6 +161,14 @@ def parse_number(s: str) -> Fraction | None:
     s = s.replace(" ", "")
     if not s or len(s) > 2 * MAX_NUMBER_DIGITS:
         return None
+    repeating = _REPEATING.match(s)
+    if repeating:  # 0.1\overline{6} = 0.1 + 6 / (9 * 10)
+        sign, whole, fixed, period = repeating.groups()
+        if len(whole + fixed + period) > MAX_NUMBER_DIGITS:
+            return None
+        value = Fraction(int(whole or "0") * 10 ** len(fixed) + int(fixed or "0"), 10 ** len(fixed))
+        value += Fraction(int(period), (10 ** len(period) - 1) * 10 ** len(fixed))
+        return -value if sign == "-" else value
     value = _decimal(s)
     if value is not None:
         return value
@@ -111,27 +193,16 @@ def parse_number(s: str) -> Fraction | None:
     return -value if sign == "-" else value
 
 
-def decimal_places(s: str) -> int | None:
-    """Digits after the point when ``s`` is written as a plain decimal (``0.33`` -> 2), else None."""
-    m = _DECIMAL.match(s.replace(" ", ""))
-    if not m or m.group(4) or not m.group(3):
-        return None
-    return len(m.group(3))
-
-
-def numbers_equal(answer: str, gold: str) -> bool | None:
+def numbers_equal(answer: str, gold: str, answer_percent: bool = False, gold_percent: bool = False) -> bool | None:
     """True/False when both sides are plain numbers, None when either is not.
 
-    Exact comparison, except that a gold written as a decimal (Minerva's ``9.6``) accepts any answer that
-    rounds to it at the gold's precision: the gold is the approximation, not the answer. ``0.33`` is therefore
-    not ``1/3``, while ``1/3`` is ``0.33``.
+    Exact comparison: a gold written as a decimal is its exact value, so ``0.54`` and ``0.46`` are not ``0.5``
+    and ``1/3`` is not ``0.33`` (the gold's written precision is not a tolerance a policy may exploit). A side
+    written with a percent sign also matches as a fraction (``25\\%`` is ``1/4``).
     """
     a, g = parse_number(answer), parse_number(gold)
     if a is None or g is None:
         return None
-    if a == g:
-        return True
-    places = decimal_places(gold)
-    if places is not None and places > 0:
-        return round(a, places) == g
-    return False
+    if answer_percent != gold_percent:
+        return a == g or (a / 100 == g if answer_percent else a == g / 100)
+    return a == g

@@ -7,6 +7,11 @@ sympy, so model text stays inert. Two expressions that differ at a random point 
 at every one of several random points are equal (the chance that distinct expressions of this kind agree at
 random points is negligible). Anything outside the subset, or a value that is not finite, returns None and
 goes to the symbolic check.
+
+Floats may reject but accept only where float error cannot hide a difference: expressions without variables
+are evaluated exactly as rationals (``2^{64}`` is not ``2^{64}-1``, ``20!+1`` is not ``20!``); with variables, a
+value beyond 2^40 or below 10^-6, a long decimal or a large literal hands over to the symbolic check. Variables
+are also tried at negative points, so ``\\sqrt{x^2}`` is not taken for ``x``.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import math
 import random
 import re
 from collections.abc import Callable
+from fractions import Fraction
+from typing import Union
 
 MAX_CHARS = 400
 MAX_DEPTH = 40
@@ -23,12 +30,18 @@ NUM_POINTS = 3
 EQUAL_TOL = 1e-12  # relative; floating-point error of these short expressions stays far below it
 DIFFERENT_TOL = 1e-9  # relative; between the two tolerances the symbolic check decides
 TINY = 1e-8  # against an exact zero, a value this small could be float noise
+SAFE_RANGE = (1e-6, 2.0**40)  # magnitudes where a 1e-12 relative agreement cannot hide an integer or a small term
+MAX_LITERAL = 10**6  # larger integer literals could hide a difference below the float tolerance
+MAX_EXACT_BITS = 100_000  # exact rationals beyond this are an attack; the symbolic check's deadline handles them
 
 _GREEK = ("alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta kappa lambda mu nu xi rho sigma tau "
           "phi varphi chi psi omega Gamma Delta Theta Lambda Xi Sigma Phi Psi Omega").split()
 _UNSUPPORTED = ("infty", "cdots", "ldots", "dots", "vdots", "text", "mathrm", "textbf", "operatorname")
 _FUNCTIONS: dict[str, Callable[[complex], complex]] = {
     "sin": cmath.sin, "cos": cmath.cos, "tan": cmath.tan, "ln": cmath.log, "log": cmath.log, "exp": cmath.exp,
+    "sinh": cmath.sinh, "cosh": cmath.cosh, "tanh": cmath.tanh, "arcsin": cmath.asin, "arccos": cmath.acos,
+    "arctan": cmath.atan, "sec": lambda z: 1 / cmath.cos(z), "csc": lambda z: 1 / cmath.sin(z),
+    "cot": lambda z: 1 / cmath.tan(z),
 }
 _COMMANDS = sorted(
     ["frac", "dfrac", "tfrac", "sqrt", "pi", "cdot", "times", *_UNSUPPORTED, *_GREEK, *_FUNCTIONS],
@@ -36,13 +49,52 @@ _COMMANDS = sorted(
     reverse=True,
 )
 _TOKEN = re.compile(
-    r"\s*(?:(?P<num>\d+\.?\d*|\.\d+)|\\(?P<cmd>" + "|".join(_COMMANDS) + r")|(?P<ch>[A-Za-z]|[-+*/^(){}\[\]_!,]))"
+    r"\s*(?:(?P<num>\d+\.?\d*|\.\d+)|\\(?P<cmd>" + "|".join(_COMMANDS) + r")(?![A-Za-z])"  # \cosh is not \cos h
+    r"|(?P<ch>[A-Za-z]|[-+*/^(){}\[\]_!,]))"
 )
 _STRIP = re.compile(r"\\left|\\right|\\!|\\,|\\;|\\:|\\ |\\displaystyle|\$")
 
 
 class _Unsupported(Exception):
     pass
+
+
+class _Inexact(Exception):
+    """Raised in exact mode by anything that is not a rational: a variable, pi, a root, a function."""
+
+
+Value = Union[complex, Fraction]
+
+
+class _Env:
+    """Where an expression is evaluated: exactly (rationals, no variables) or at a point (complex floats).
+
+    At a point it records the smallest and largest magnitude any step produced, so the caller knows whether
+    float agreement means anything.
+    """
+
+    def __init__(self, values: dict[str, complex] | None = None) -> None:
+        self.exact = values is None
+        self.values = values or {}
+        self.low, self.high = math.inf, 0.0
+
+    def note(self, value: Value) -> Value:
+        if not self.exact:
+            size = abs(value)
+            if size:
+                self.low, self.high = min(self.low, size), max(self.high, size)
+        return value
+
+    def number(self, text: str) -> Value:
+        return self.note(Fraction(text) if self.exact else complex(float(text)))
+
+    def inexact(self, value: complex) -> complex:
+        if self.exact:
+            raise _Inexact
+        return self.note(value)
+
+
+Node = Callable[[_Env], Value]
 
 
 def _tokenize(text: str) -> list[tuple[str, str]]:
@@ -67,6 +119,7 @@ class _Parser:
         self.depth = 0
         self.symbols: set[str] = set()
         self.ambiguous = False  # f(x): a function applied, or f times x? Only the symbolic check may say.
+        self.imprecise = False  # a literal a float cannot hold exactly enough to accept on agreement
 
     def peek(self) -> tuple[str, str] | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
@@ -83,14 +136,14 @@ class _Parser:
         if self.depth > MAX_DEPTH:
             raise _Unsupported("too deep")
 
-    def expr(self) -> Callable[[dict[str, complex]], complex]:
+    def expr(self) -> Node:
         self.enter()
         node = self.term()
         while (token := self.peek()) and token[1] in "+-" and token[0] == "ch":
             op = self.take()[1]
             right = self.term()
-            node = (lambda a, b: lambda env: a(env) + b(env))(node, right) if op == "+" else (
-                lambda a, b: lambda env: a(env) - b(env))(node, right)
+            node = (lambda a, b: lambda env: env.note(a(env) + b(env)))(node, right) if op == "+" else (
+                lambda a, b: lambda env: env.note(a(env) - b(env)))(node, right)
         self.depth -= 1
         return node
 
@@ -101,7 +154,7 @@ class _Parser:
         return kind in ("num", "cmd") and value not in ("cdot", "times") or (kind == "ch" and (
             value.isalpha() or value in "({"))
 
-    def term(self) -> Callable[[dict[str, complex]], complex]:
+    def term(self) -> Node:
         node = self.unary()
         while True:
             token = self.peek()
@@ -109,16 +162,16 @@ class _Parser:
                 op = self.take()[1]
                 right = self.unary()
                 if op == "/":
-                    node = (lambda a, b: lambda env: a(env) / b(env))(node, right)
+                    node = (lambda a, b: lambda env: env.note(a(env) / b(env)))(node, right)
                 else:
-                    node = (lambda a, b: lambda env: a(env) * b(env))(node, right)
+                    node = (lambda a, b: lambda env: env.note(a(env) * b(env)))(node, right)
             elif self.starts_atom(token):
                 right = self.power()
-                node = (lambda a, b: lambda env: a(env) * b(env))(node, right)
+                node = (lambda a, b: lambda env: env.note(a(env) * b(env)))(node, right)
             else:
                 return node
 
-    def unary(self) -> Callable[[dict[str, complex]], complex]:
+    def unary(self) -> Node:
         token = self.peek()
         if token and token[0] == "ch" and token[1] in "+-":
             self.take()
@@ -128,49 +181,48 @@ class _Parser:
             return inner if token[1] == "+" else (lambda a: lambda env: -a(env))(inner)
         return self.power()
 
-    def power(self) -> Callable[[dict[str, complex]], complex]:
+    def power(self) -> Node:
         base = self.atom()
         token = self.peek()
         if token and token[1] == "!":
             self.take()
-            base = (lambda a: lambda env: _factorial(a(env)))(base)
+            base = (lambda a: lambda env: env.note(_factorial(a(env))))(base)
             token = self.peek()
         if token and token[1] == "^":
             self.take()
             exponent = self.group_or_single()
-            return (lambda a, b: lambda env: _pow(a(env), b(env)))(base, exponent)
+            return (lambda a, b: lambda env: env.note(_pow(a(env), b(env))))(base, exponent)
         return base
 
-    def group_or_single(self) -> Callable[[dict[str, complex]], complex]:
+    def group_or_single(self) -> Node:
         token = self.peek()
         if token and token[1] == "{":
             return self.group()
         if token and token[0] == "num":  # x^23 means x^2 * 3 in LaTeX: one digit binds
             self.take()
             digits = token[1]
-            first = complex(float(digits[0]))
             if len(digits) > 1:
                 self.tokens.insert(self.pos, ("num", digits[1:]))
-            return lambda env: first
+            return lambda env: env.number(digits[0])
         return self.atom()
 
-    def group(self) -> Callable[[dict[str, complex]], complex]:
+    def group(self) -> Node:
         self.take("{")
         inner = self.expr()
         self.take("}")
         return inner
 
-    def atom(self) -> Callable[[dict[str, complex]], complex]:
+    def atom(self) -> Node:
         self.enter()
         kind, value = self.take()
         self.depth -= 1
         if kind == "num":
-            number = complex(float(value))
-            return lambda env: number
+            self.imprecise |= len(value.replace(".", "").lstrip("0")) > 9 or float(value) > MAX_LITERAL
+            return lambda env: env.number(value)
         if kind == "cmd":
             if value in ("frac", "dfrac", "tfrac"):
                 num, den = self.group_or_single(), self.group_or_single()
-                return lambda env: num(env) / den(env)
+                return lambda env: env.note(num(env) / den(env))
             if value == "sqrt":
                 index = None
                 if self.peek() and self.peek()[1] == "[":
@@ -179,14 +231,14 @@ class _Parser:
                     self.take("]")
                 radicand = self.group_or_single()
                 if index is None:
-                    return lambda env: cmath.sqrt(radicand(env))
-                return lambda env: _pow(radicand(env), 1 / index(env))
+                    return lambda env: _sqrt(env, radicand(env))
+                return lambda env: env.inexact(_pow(complex(radicand(env)), 1 / complex(index(env))))
             if value == "pi":
-                return lambda env: complex(math.pi)
+                return lambda env: env.inexact(complex(math.pi))
             if value in _FUNCTIONS:
                 function = _FUNCTIONS[value]
                 argument = self.power()
-                return lambda env: function(argument(env))
+                return lambda env: env.inexact(function(complex(argument(env))))
             if value in _GREEK:
                 return self.symbol("\\" + value)
             raise _Unsupported(value)  # \infty, \ldots, \text, ...
@@ -200,13 +252,13 @@ class _Parser:
             return inner
         if value.isalpha():
             if value == "i":
-                return lambda env: 1j
+                return lambda env: env.inexact(1j)
             if value == "e":
-                return lambda env: complex(math.e)
+                return lambda env: env.inexact(complex(math.e))
             return self.symbol(value)
         raise _Unsupported(value)
 
-    def symbol(self, name: str) -> Callable[[dict[str, complex]], complex]:
+    def symbol(self, name: str) -> Node:
         if self.peek() and self.peek()[1] == "_":
             self.take("_")
             start = self.pos
@@ -218,10 +270,20 @@ class _Parser:
         if self.peek() and self.peek()[1] == "(":
             self.ambiguous = True
         self.symbols.add(name)
-        return lambda env: env[name]
+        return lambda env: env.inexact(env.values[name])
 
 
-def _pow(base: complex, exponent: complex) -> complex:
+def _pow(base: Value, exponent: Value) -> Value:
+    if isinstance(base, Fraction) and isinstance(exponent, Fraction):
+        if exponent.denominator != 1:
+            raise _Inexact
+        n = exponent.numerator
+        if abs(n) * max(abs(base.numerator).bit_length(), abs(base.denominator).bit_length()) > MAX_EXACT_BITS:
+            raise _Inexact
+        if base == 0 and n < 0:
+            raise ZeroDivisionError
+        return base**n
+    base, exponent = complex(base), complex(exponent)
     if abs(exponent) > 1000 or (abs(base) > 1e6 and abs(exponent) > 50):
         raise OverflowError
     if exponent == int(exponent.real) and exponent.imag == 0 and base.imag == 0:
@@ -229,7 +291,23 @@ def _pow(base: complex, exponent: complex) -> complex:
     return base**exponent
 
 
-def _factorial(value: complex) -> complex:
+def _sqrt(env: _Env, value: Value) -> Value:
+    """A rational root stays exact (``\\sqrt{4}`` is 2); the principal root of a negative is ``i`` times it."""
+    if isinstance(value, Fraction):
+        if value >= 0:
+            num, den = math.isqrt(value.numerator), math.isqrt(value.denominator)
+            if num * num == value.numerator and den * den == value.denominator:
+                return Fraction(num, den)
+        raise _Inexact
+    value = complex(value.real + 0.0, value.imag + 0.0)  # -0.0 imaginary part would pick the other root
+    return env.note(cmath.sqrt(value))
+
+
+def _factorial(value: Value) -> Value:
+    if isinstance(value, Fraction):
+        if value.denominator != 1 or not 0 <= value <= 2000:
+            raise _Inexact
+        return Fraction(math.factorial(value.numerator))
     if value.imag or value.real != int(value.real) or not 0 <= value.real <= 170:
         raise _Unsupported("factorial")
     return complex(math.factorial(int(value.real)))
@@ -262,34 +340,51 @@ def split_top_level(text: str) -> tuple[str, list[str]]:
     return "single", [text]
 
 
-def _compile(text: str) -> tuple[Callable[[dict[str, complex]], complex], set[str]]:
+class _Item:
+    """One side (or one list item) evaluated: exactly when it can be, else at the shared random points."""
+
+    def __init__(self, text: str, points: list[dict[str, complex]], negative: list[dict[str, complex]]) -> None:
+        node, self.symbols, imprecise = _compile(text)
+        self.exact: Fraction | None = None
+        if not self.symbols:
+            try:
+                self.exact = node(_Env())  # type: ignore[assignment]
+            except _Inexact:
+                pass
+        envs = [_Env(p) for p in points]
+        self.positive = [_finite(node(env)) for env in envs]
+        self.safe = not imprecise and all(SAFE_RANGE[0] <= e.low and e.high <= SAFE_RANGE[1] for e in envs
+                                          if e.high)
+        self.negative: list[complex] | None = None
+        if self.symbols:
+            try:
+                self.negative = [_finite(node(_Env(p))) for p in negative]
+            except (_Unsupported, ArithmeticError, ValueError):
+                pass
+
+
+def _finite(value: Value) -> complex:
+    value = complex(value)
+    if not (math.isfinite(value.real) and math.isfinite(value.imag)):
+        raise ValueError("not finite")
+    return value
+
+
+def _compile(text: str) -> tuple[Node, set[str], bool]:
     parser = _Parser(_tokenize(text))
     node = parser.expr()
     if parser.peek() is not None or parser.ambiguous:
         raise _Unsupported("trailing input or function notation")
-    return node, parser.symbols
+    return node, parser.symbols, parser.imprecise
 
 
-def _values(text: str, points: list[dict[str, complex]]) -> list[complex] | None:
-    node, symbols = _compile(text)
-    values = []
-    for env in points:
-        if not symbols <= env.keys():
-            return None
-        value = node(env)
-        if not (math.isfinite(value.real) and math.isfinite(value.imag)):
-            return None
-        values.append(value)
-    return values
-
-
-def _points(texts: list[str]) -> list[dict[str, complex]]:
+def _points(texts: list[str], low: float, high: float) -> list[dict[str, complex]]:
     """The same random assignment for every symbol on both sides, seeded by the symbol names."""
     names: set[str] = set()
     for text in texts:
         names |= _compile(text)[1]
-    rng = random.Random(",".join(sorted(names)))
-    return [{name: complex(rng.uniform(0.5, 2.5)) for name in sorted(names)} for _ in range(NUM_POINTS)]
+    rng = random.Random(",".join(sorted(names)) + f"{low}")
+    return [{name: complex(rng.uniform(low, high)) for name in sorted(names)} for _ in range(NUM_POINTS)]
 
 
 def _compare(a: list[complex], b: list[complex]) -> bool | None:
@@ -307,47 +402,77 @@ def _compare(a: list[complex], b: list[complex]) -> bool | None:
     return True if equal else None
 
 
+def _compare_items(a: _Item, g: _Item) -> bool | None:
+    """Exact when both are rationals; else floats, trusted only in the safe range and at negative points too."""
+    if a.exact is not None and g.exact is not None:
+        return a.exact == g.exact
+    if not (a.safe and g.safe):
+        return None
+    verdict = _compare(a.positive, g.positive)
+    if verdict and (a.symbols or g.symbols):  # sqrt(x^2) and x agree at every positive x
+        if a.negative is None or g.negative is None or _compare(a.negative, g.negative) is not True:
+            return None
+    return verdict
+
+
 _WORD = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{3,}")
-_DECIMAL = re.compile(r"\d\.\d|(?<!\d)\.\d")
 _MIXED_NUMBER = re.compile(r"\d\s*\\[dt]?frac")  # 2\frac{1}{2} is 5/2 by convention, not 2 * 1/2
+_DECIMAL_LITERAL = re.compile(r"(?<![\d.])(\d*)\.(\d+)(?![\d.])")
+
+
+def decimals_as_fractions(text: str) -> str:
+    """``0.54x`` -> ``{\\frac{54}{100}}x``: a decimal is its exact value, for parsers that round floats."""
+
+    def fraction(m: re.Match) -> str:
+        whole, digits = m.group(1) or "0", m.group(2)
+        if len(m.group(0)) > 40:
+            return m.group(0)
+        return f"{{\\frac{{{int(whole) * 10 ** len(digits) + int(digits)}}}{{{10 ** len(digits)}}}}}"
+
+    return _DECIMAL_LITERAL.sub(fraction, text)
+
+
+def _is_set(text: str) -> bool:
+    return text.strip().startswith("\\{")
 
 
 def fingerprint_equal(answer: str, gold: str) -> bool | None:
     """True/False when both sides are in the supported subset and evaluate; None when undecided.
 
     Undecided by design: equations and inequalities, words (``east`` is not ``e*a*s*t``), function notation, and
-    golds holding decimals (an approximate gold needs the rounding rule, not a value comparison).
+    float agreement that float error could fake. A set is never a tuple (``\\{1,2\\}`` is not ``(1,2)``).
     """
     both = answer + " " + gold
     if len(answer) > MAX_CHARS or len(gold) > MAX_CHARS or any(c in both for c in "=<>|") or _WORD.search(both):
         return None
-    if _DECIMAL.search(gold) or _MIXED_NUMBER.search(both):
+    if _MIXED_NUMBER.search(both):
         return None
     answer, gold = _STRIP.sub("", answer), _STRIP.sub("", gold)
     try:
         kind_a, items_a = split_top_level(answer)
         kind_g, items_g = split_top_level(gold)
-        if kind_a != kind_g:
+        if {kind_a, kind_g} == {"list", "tuple"}:
+            return False if _is_set(answer) or _is_set(gold) else None
+        if kind_a != kind_g and "single" not in (kind_a, kind_g):
             return None
-        points = _points(items_a + items_g)
-        values_a = [_values(item, points) for item in items_a]
-        values_g = [_values(item, points) for item in items_g]
-    except (_Unsupported, ZeroDivisionError, OverflowError, ValueError, RecursionError, KeyError, IndexError):
-        return None
-    if any(v is None for v in values_a + values_g):
+        points = _points(items_a + items_g, 0.5, 2.5)
+        negative = _points(items_a + items_g, -2.5, -0.5)
+        values_a = [_Item(item, points, negative) for item in items_a]
+        values_g = [_Item(item, points, negative) for item in items_g]
+    except (_Unsupported, ArithmeticError, ValueError, RecursionError, KeyError, IndexError):
         return None
     if len(values_a) != len(values_g):
-        return False
+        return False  # a number is not a list, a list of three is not a list of two
     if kind_g == "list":  # unordered: match each answer item to a distinct gold item
         remaining = list(values_g)
         for value in values_a:
-            match = next((j for j, g in enumerate(remaining) if _compare(value, g) is True), None)
+            match = next((j for j, g in enumerate(remaining) if _compare_items(value, g) is True), None)
             if match is None:
-                undecided = any(_compare(value, g) is None for g in remaining)
+                undecided = any(_compare_items(value, g) is None for g in remaining)
                 return None if undecided else False
             remaining.pop(match)
         return True
-    verdicts = [_compare(a, g) for a, g in zip(values_a, values_g)]
+    verdicts = [_compare_items(a, g) for a, g in zip(values_a, values_g)]
     if False in verdicts:
         return False
     return True if all(verdicts) else None

@@ -25,16 +25,29 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import IO, Any
 
-from .normalize import normalize_answer, numbers_equal, strip_variable_prefix
-from .numeric import fingerprint_equal
+from .normalize import (
+    is_percent,
+    normalize_answer,
+    numbers_equal,
+    strip_delimiters,
+    strip_variable_prefix,
+    units_of,
+    variable_prefix,
+)
+from .numeric import decimals_as_fractions, fingerprint_equal
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 3.0
 STARTUP_TIMEOUT = 120.0  # a worker that cannot import math-verify in this long is replaced
 MAX_SYMBOLIC_CHARS = 600
-# Text that has no business in a math answer; such answers are never handed to a parser.
-_SUSPICIOUS = re.compile(r"__|\bimport\b|\blambda\b|\beval\b|\bexec\b|\bos\.|\bsystem\b|\bopen\(|;")
+# Python that has no business in a math answer; such answers are never handed to a parser. Keyed on what could
+# matter to a parser that called Python (dunders, imports, calls of builtins, statements joined by a bare ``;``),
+# not on LaTeX that math uses: ``\\;`` is a space and ``\\lambda`` a letter.
+_SUSPICIOUS = re.compile(
+    r"__|(?<!\\)\b(?:import|lambda|eval|exec|getattr|globals|compile)\b|\bos\.|\bsystem\b|\bopen\(|"
+    r"\bsubprocess\b|(?<!\\);"
+)
 
 
 def worker_command(*args: str) -> list[str]:
@@ -366,24 +379,54 @@ def _as_golds(gold: str | Iterable[str] | float | int) -> list[str]:
     return [str(g) for g in gold]
 
 
+def _list_like(text: str) -> bool:
+    return bool(re.search(r",\s", strip_delimiters(text)))
+
+
+def gold_verdict(answer: str, gold: str) -> bool | None:
+    """One gold: True/False when the cheap path decides, None when a symbolic check is needed.
+
+    Contradictions decide first: different units after the numbers (``5 km``, ``5 m``) or different variables
+    named (``x = 2``, ``x_1 = 2``) make the answer wrong whatever the numbers say.
+    """
+    units_a, units_g = units_of(answer), units_of(gold)
+    if units_a and units_g and units_a != units_g:
+        return False
+    prefix_a, prefix_g = variable_prefix(answer), variable_prefix(gold)
+    if prefix_a and prefix_g and prefix_a != prefix_g:
+        return False
+    norm_answer = normalize_answer(answer, thousands=not _list_like(gold))
+    norm_gold = normalize_answer(gold, thousands=not _list_like(answer))
+    if norm_answer == norm_gold:
+        return True
+    verdict = numbers_equal(norm_answer, norm_gold, is_percent(answer), is_percent(gold))
+    if verdict is None:
+        verdict = based_numbers_equal(norm_answer, norm_gold)
+    if verdict is None and not _WRAPPED_TEXT.search(answer + gold):
+        verdict = fingerprint_equal(strip_variable_prefix(answer), strip_variable_prefix(gold))
+    return verdict
+
+
+def triage(answer: str, golds: Sequence[str]) -> tuple[bool | None, list[str]]:
+    """The cheap verdict over all golds, and the golds it left undecided (the only ones a worker sees)."""
+    undecided = []
+    for gold in golds:
+        verdict = gold_verdict(answer, gold)
+        if verdict:
+            return True, []
+        if verdict is None:
+            undecided.append(gold)
+    return (None, undecided) if undecided else (False, [])
+
+
 def cheap_verdict(answer: str, golds: Sequence[str]) -> bool | None:
     """True/False when string normalisation or exact numbers decide; None when a symbolic check is needed."""
-    norm_answer = normalize_answer(answer)
-    undecided = False
-    for gold in golds:
-        norm_gold = normalize_answer(gold)
-        if norm_answer == norm_gold:
-            return True
-        numeric = numbers_equal(norm_answer, norm_gold)
-        if numeric is None:
-            numeric = based_numbers_equal(norm_answer, norm_gold)
-        if numeric is None and not _WRAPPED_TEXT.search(answer + gold):
-            numeric = fingerprint_equal(strip_variable_prefix(answer), strip_variable_prefix(gold))
-        if numeric is None:
-            undecided = True
-        elif numeric:
-            return True
-    return None if undecided else False
+    return triage(answer, golds)[0]
+
+
+def symbolic_form(text: str) -> str:
+    """What the worker parses: delimiters unwrapped, decimals as exact fractions (math-verify rounds floats)."""
+    return decimals_as_fractions(strip_delimiters(text))
 
 
 _WRAPPED_TEXT = re.compile(r"\\(?:text|mathrm|textbf|mbox|operatorname)\b")
@@ -396,8 +439,8 @@ def based_numbers_equal(answer: str, gold: str) -> bool | None:
     The symbolic parser reads the subscript as decoration, so without this ``52_9`` would equal ``52_8``.
     """
     gold_match = _BASED.match(gold)
-    if not gold_match:
-        return None
+    if not gold_match or not _valid_in_base(gold_match.group(1), int(gold_match.group(2))):
+        return None  # x_1 is a variable with an index, not digits in base 1
     answer_match = _BASED.match(answer)
     if answer_match:
         return answer_match.group(1).lower() == gold_match.group(1).lower() and int(answer_match.group(2)) == int(
@@ -406,6 +449,13 @@ def based_numbers_equal(answer: str, gold: str) -> bool | None:
     if answer.isalnum():
         return answer.lower() == gold_match.group(1).lower()
     return None
+
+
+def _valid_in_base(digits: str, base: int) -> bool:
+    try:
+        return 2 <= base <= 36 and int(digits, base) >= 0
+    except ValueError:
+        return False
 
 
 def needs_symbolic(answer: str) -> bool:
@@ -428,6 +478,7 @@ class Verifier:
         """One verdict per answer (None answers are wrong), in order."""
         verdicts: list[bool | None] = [None] * len(answers)
         symbolic: dict[tuple[str, tuple[str, ...]], list[int]] = {}
+        undecided_golds: dict[tuple[str, tuple[str, ...]], list[str]] = {}
         for i, (answer, gold) in enumerate(zip(answers, golds, strict=True)):
             gold_list = _as_golds(gold)
             if answer is None or not answer.strip() or not gold_list:
@@ -437,17 +488,19 @@ class Verifier:
             if key in self.cache:
                 verdicts[i] = self.cache[key]
                 continue
-            verdict = cheap_verdict(answer, gold_list)
+            verdict, undecided = triage(answer, gold_list)
             if verdict is None and not needs_symbolic(answer):
                 verdict = False
             if verdict is None:
                 symbolic.setdefault(key, []).append(i)
+                undecided_golds[key] = undecided
             else:
                 verdicts[i] = verdict
                 self._remember(key, verdict)
         if symbolic:
             keys = list(symbolic)
-            for key, verdict in zip(keys, self.pool.map([(k[0], list(k[1])) for k in keys])):
+            tasks = [(symbolic_form(k[0]), [symbolic_form(g) for g in undecided_golds[k]]) for k in keys]
+            for key, verdict in zip(keys, self.pool.map(tasks)):
                 self._remember(key, verdict)
                 for i in symbolic[key]:
                     verdicts[i] = verdict
