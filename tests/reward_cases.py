@@ -276,6 +276,7 @@ CASES: list[tuple[str, str, object, bool]] = [
     ("unit", "g", "m", F), ("unit", "\\frac{F}{g}", "\\frac{F}{m}", F), ("unit", "5 km", "5 m", F),
     ("unit", "5 m", "5", T), ("unit", "5 \\text{ m}", "5\\text{ m}", T), ("unit", "5 \\text{ meters}", "5 m", T),
     ("unit", "m", "m", T), ("unit", "\\frac{F}{m}", "\\frac{F}{m}", T), ("unit", "5 kg", "5 g", F),
+    ("unit", "15\\mbox{ cm}^3", "15\\mbox{ cm}^2", F), ("unit", "15 \\text{ cm}^2", "15\\mbox{ cm}^2", T),
     ("unit", "3 \\text{ cm}", "3 \\text{ mm}", F), ("unit", "mg", "m", F), ("unit", "12 inches", "12", T),
     # --- roots of negatives, kinds, variables, equations
     ("kind", "\\sqrt{-1}", "-i", F), ("kind", "\\sqrt{-1}", "i", T), ("kind", "\\sqrt{-4}", "2i", T),

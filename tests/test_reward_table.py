@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -62,3 +64,16 @@ def test_real_golds_accept_themselves_boxed_and_reject_a_changed_answer(shared_d
         changed_golds.append(g)
     assert len(changed) >= 10
     assert accuracy_reward(changed, ground_truth=changed_golds) == [0.0] * len(changed)
+
+
+ADVERSARIAL = Path(__file__).parent / "data" / "adversarial_pairs.jsonl"
+
+
+@pytest.mark.skipif(not ADVERSARIAL.exists(), reason="the independent adversarial suite is not written yet")
+def test_independent_adversarial_suite_has_no_false_positive():
+    """Labelled pairs by someone who had not seen the code: a wrong answer accepted is the costly error."""
+    rows = [json.loads(line) for line in ADVERSARIAL.read_text().splitlines() if line.strip()]
+    golds = [[r["gold"]] if isinstance(r["gold"], str) else [str(g) for g in r["gold"]] for r in rows]
+    got = default_verifier().verify_batch([r["answer"] for r in rows], golds)
+    accepted_wrong = [(r["answer"], r["gold"]) for r, g in zip(rows, got) if g and not r["equivalent"]]
+    assert not accepted_wrong, accepted_wrong

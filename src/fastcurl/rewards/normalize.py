@@ -23,8 +23,9 @@ _UNIT_ALIASES = {"meters": "m", "meter": "m", "centimeters": "cm", "centimeter":
                  "kilometer": "km", "inches": "inch", "feet": "foot", "ft": "foot", "g": "gram", "grams": "gram"}
 _TEXT = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}")
 # A unit only after a number: a lone ``m`` or the ``g`` in ``\\frac{F}{g}`` is a variable.
+_POWER = r"(?:\^\{?([23])\}?)?"  # cm^2 and cm^3 are different units
 _UNITS = re.compile(
-    rf"(?<=[\d}}])((?:\\,|\\ |\s)*(?:\\(?:text|mathrm)\{{\s*)?\b({UNIT_WORDS})\b(?:\^?\{{?[23]\}}?)?\}}?)\s*$"
+    rf"(?<=[\d}}])((?:\\,|\\ |\s)*(?:\\(?:text|mathrm|mbox)\{{\s*)?\b({UNIT_WORDS})\b{_POWER}\}}?{_POWER})\s*$"
 )
 _SPACES = re.compile(r"\\[,;:! ]|\\quad|\\qquad|~|\s+")
 _VAR_PREFIX = re.compile(r"^([a-zA-Z](?:_\{?\w+\}?)?)\s*(?:=|\\in\b)\s*(?!.*=)")
@@ -61,8 +62,9 @@ def units_of(text: str) -> tuple[str, ...]:
         m = _UNITS.search(s)
         if not m:
             break
-        word = m.group(2).lower()
-        units.insert(0, _UNIT_ALIASES.get(word, word[:-1] if len(word) > 3 and word.endswith("s") else word))
+        word, power = m.group(2).lower(), m.group(3) or m.group(4) or ""
+        word = _UNIT_ALIASES.get(word, word[:-1] if len(word) > 3 and word.endswith("s") else word)
+        units.insert(0, word + power)
         s = s[: m.start()]
     return tuple(units)
 
