@@ -34,11 +34,13 @@ class DerivedAnswer:
     how: str
 
 
-def load_golds(per_file: int | None = None, seed: int = 0) -> list[tuple[str, list[str]]]:
+def load_golds(
+    per_file: int | None = None, seed: int = 0, files: list[str] | None = None
+) -> list[tuple[str, list[str]]]:
     """(file, golds) pairs in their stored shapes, normalised by the loader; ``per_file`` samples each file."""
     rng = random.Random(seed)
     pairs = []
-    for name in FILES:
+    for name in files or FILES:
         rows = pq.read_table(DATA / f"{name}.parquet", columns=["reward_model"]).column("reward_model").to_pylist()
         if per_file is not None and len(rows) > per_file:
             rows = rng.sample(rows, per_file)
@@ -124,10 +126,10 @@ def completion(answer: str, rng: random.Random, reasoning_sentences: int = 60) -
     return f"{thinking}\n</think>\n\nPutting it together, the final answer is $\\boxed{{{answer}}}$."
 
 
-def completion_batch(size: int = 1024, seed: int = 0) -> list[DerivedAnswer]:
+def completion_batch(size: int = 1024, seed: int = 0, files: list[str] | None = None) -> list[DerivedAnswer]:
     """``size`` answers, half right and half wrong, at least half of the right ones rewritten."""
     rng = random.Random(seed)
-    derived = derive_answers(load_golds(per_file=400, seed=seed), seed)
+    derived = derive_answers(load_golds(per_file=400 if files is None else 2000, seed=seed, files=files), seed)
     rewritten = [d for d in derived if d.right and d.how != "gold as stored"]
     as_stored = [d for d in derived if d.right and d.how == "gold as stored"]
     wrong = [d for d in derived if not d.right]

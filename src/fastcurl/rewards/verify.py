@@ -430,7 +430,7 @@ def symbolic_form(text: str) -> str:
 
 
 _WRAPPED_TEXT = re.compile(r"\\(?:text|mathrm|textbf|mbox|operatorname)\b")
-_BASED = re.compile(r"^([0-9A-Za-z]+)_\{?(\d+)\}?$")
+_BASED = re.compile(r"^([0-9A-Za-z]+)_\{?\(?(\d+)\)?\}?$")  # 52_8, 52_{8}, 63_{(8)}
 
 
 def based_numbers_equal(answer: str, gold: str) -> bool | None:
