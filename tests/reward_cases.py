@@ -304,4 +304,9 @@ CASES: list[tuple[str, str, object, bool]] = [
     ("latex", "x \\le -1", "(-\\infty, -1]", T),
     ("latex", "y'' + y = 0", "\\frac{d^2y}{dx^2} + y = 0", T), ("latex", "y' + y = 0", "\\frac{d^2y}{dx^2} + y = 0", F),
     ("latex", "a_{n}=2a_{n-1}", "a_n = 2a_{n-1}", T),
+    # --- decided without the parser: an undefined answer, ratios, "and" lists, one-sided intervals, mixed numbers
+    ("latex", "\\frac{16}{0}", "\\frac{16}{9}", F), ("latex", "-\\frac{4\\sqrt{2}}{0}", "-\\frac{4\\sqrt{2}}{9}", F),
+    ("latex", "3:5", "3:4", F), ("latex", "3:4", "3:4", T), ("latex", "3 and 5", "3 and 4", F),
+    ("latex", "3 and 4", "4, 3", T), ("latex", "a > 2", "a > 1", F), ("latex", "a > 2", "a > 2", T),
+    ("fraction", "2\\frac{1}{5}", "2\\frac{1}{4}", F), ("fraction", "2\\frac{1}{4}", "\\frac{9}{4}", T),
 ]

@@ -40,6 +40,7 @@ _DERIVATIVE = re.compile(r"\\frac\{d(?:\^\{?(\d)\}?)?([a-zA-Z])\}\{d[a-zA-Z](?:\
 _CHOICE = re.compile(r"^\(?([A-E])\)?$")
 _DECIMAL = re.compile(r"^([+-]?)(\d*)\.?(\d*)(?:e([+-]?\d+))?$", re.IGNORECASE)
 _FRAC = re.compile(r"^([+-]?)\\frac\{([^{}]+)\}\{([^{}]+)\}$")
+_MIXED = re.compile(r"^([+-]?)(\d+)\\frac\{(\d+)\}\{(\d+)\}$")
 _FRAC_SHORT = re.compile(r"^([+-]?)\\frac(\d)(\d)$")
 _SCI = re.compile(r"^(.+?)(?:\\times|\\cdot|\*)10\^\{?([+-]?\d+)\}?$")
 
@@ -174,6 +175,13 @@ def parse_number(s: str) -> Fraction | None:
     value = _decimal(s)
     if value is not None:
         return value
+    mixed = _MIXED.match(s)
+    if mixed:  # 2\\frac{1}{2} is 5/2 by convention
+        sign, whole, num, den = mixed.groups()
+        if int(den) == 0 or len(whole + num + den) > MAX_NUMBER_DIGITS:
+            return None
+        value = int(whole) + Fraction(int(num), int(den))
+        return -value if sign == "-" else value
     sci = _SCI.match(s)
     if sci:
         mantissa, exp = parse_number(sci.group(1)), int(sci.group(2))

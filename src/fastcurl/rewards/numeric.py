@@ -357,14 +357,22 @@ class _Item:
     def __init__(self, text: str, points: list[dict[str, complex]], negative: list[dict[str, complex]]) -> None:
         node, self.symbols, imprecise = _compile(text)
         self.exact: Fraction | None = None
+        self.undefined = False  # a division by zero: equal to nothing defined
+        self.safe, self.negative = True, None
         if not self.symbols:
             try:
                 self.exact = node(_Env())  # type: ignore[assignment]
             except _Inexact:
                 pass
+            except ZeroDivisionError:
+                self.undefined = True
+                return
         envs = [_Env(p) for p in points]
         try:
             self.positive = [_finite(node(env)) for env in envs]
+        except ZeroDivisionError:
+            self.undefined = True
+            return
         except (_Unsupported, ArithmeticError, ValueError):
             if self.exact is None:
                 raise
@@ -421,6 +429,8 @@ def _compare(a: list[complex], b: list[complex]) -> bool | None:
 
 def _compare_items(a: _Item, g: _Item) -> bool | None:
     """Exact when both are rationals; else floats, trusted only in the safe range and at negative points too."""
+    if a.undefined or g.undefined:
+        return None if a.undefined and g.undefined else False
     if a.exact is not None and g.exact is not None:
         return a.exact == g.exact
     if not (a.safe and g.safe):
@@ -449,6 +459,29 @@ def decimals_as_fractions(text: str) -> str:
     return _DECIMAL_LITERAL.sub(fraction, text)
 
 
+_AND = re.compile(r"\s*(?:\\text\{\s*and\s*\}|\band\b)\s*")  # 3 and 5: a list, not a*n*d
+_INTERVAL = re.compile(r"^([\[(])([^,]+),([^,]+)([\])])$")
+_INFINITY = {"\\infty": "+", "+\\infty": "+", "-\\infty": "-"}
+
+
+def interval_equal(answer: str, gold: str) -> bool | None:
+    """Two intervals (normalised, no spaces): ends must match in kind, endpoints in value."""
+    a, g = _INTERVAL.match(answer), _INTERVAL.match(gold)
+    if not (a and g) or not any(c in answer + gold for c in "[]") and "\\infty" not in answer + gold:
+        return None
+    if a.group(1) != g.group(1) or a.group(4) != g.group(4):
+        return False
+    verdicts = []
+    for end_a, end_g in ((a.group(2), g.group(2)), (a.group(3), g.group(3))):
+        if end_a in _INFINITY or end_g in _INFINITY:
+            verdicts.append(_INFINITY.get(end_a) == _INFINITY.get(end_g))
+        else:
+            verdicts.append(end_a == end_g or fingerprint_equal(end_a, end_g))
+    if False in verdicts:
+        return False
+    return True if all(verdicts) else None
+
+
 def _is_set(text: str) -> bool:
     return text.strip().startswith("\\{")
 
@@ -459,6 +492,7 @@ def fingerprint_equal(answer: str, gold: str) -> bool | None:
     Undecided by design: equations and inequalities, words (``east`` is not ``e*a*s*t``), function notation, and
     float agreement that float error could fake. A set is never a tuple (``\\{1,2\\}`` is not ``(1,2)``).
     """
+    answer, gold = _AND.sub(", ", answer), _AND.sub(", ", gold)
     both = answer + " " + gold
     if len(answer) > MAX_CHARS or len(gold) > MAX_CHARS or any(c in both for c in "=<>|") or _WORD.search(both):
         return None

@@ -34,7 +34,7 @@ from .normalize import (
     units_of,
     variable_prefix,
 )
-from .numeric import decimals_as_fractions, fingerprint_equal
+from .numeric import decimals_as_fractions, fingerprint_equal, interval_equal
 
 logger = logging.getLogger(__name__)
 
@@ -404,7 +404,22 @@ def gold_verdict(answer: str, gold: str) -> bool | None:
         verdict = based_numbers_equal(norm_answer, norm_gold)
     if verdict is None and not _WRAPPED_TEXT.search(answer + gold):
         verdict = fingerprint_equal(strip_variable_prefix(answer), strip_variable_prefix(gold))
+    if verdict is None:
+        verdict = interval_equal(norm_answer, norm_gold)  # x > 2 was normalised to (2,\infty)
+    if verdict is None:
+        verdict = _ratios_differ(norm_answer, norm_gold)
     return verdict
+
+
+_RATIO = re.compile(r"^(\d+):(\d+)$")
+
+
+def _ratios_differ(answer: str, gold: str) -> bool | None:
+    """``3:5`` is not ``3:4`` (False); equal cross products (``6:8``, a time ``5:05``) are the parser's call."""
+    a, g = _RATIO.match(answer), _RATIO.match(gold)
+    if not (a and g):
+        return None
+    return None if int(a.group(1)) * int(g.group(2)) == int(a.group(2)) * int(g.group(1)) else False
 
 
 def triage(answer: str, golds: Sequence[str]) -> tuple[bool | None, list[str]]:
