@@ -309,4 +309,5 @@ CASES: list[tuple[str, str, object, bool]] = [
     ("latex", "3:5", "3:4", F), ("latex", "3:4", "3:4", T), ("latex", "3 and 5", "3 and 4", F),
     ("latex", "3 and 4", "4, 3", T), ("latex", "a > 2", "a > 1", F), ("latex", "a > 2", "a > 2", T),
     ("fraction", "2\\frac{1}{5}", "2\\frac{1}{4}", F), ("fraction", "2\\frac{1}{4}", "\\frac{9}{4}", T),
+    ("kind", "y > 3", "x > 3", F), ("kind", "1 < y < 2", "1 < x < 2", F), ("kind", "x > 3", "(3, \\infty)", T),
 ]

@@ -75,9 +75,15 @@ def is_percent(text: str) -> bool:
 
 
 def variable_prefix(text: str) -> str | None:
-    """The variable an answer names (``x_{1} = 2`` -> ``x_1``), or None."""
-    m = _VAR_PREFIX.match(strip_delimiters(text))
-    return re.sub(r"[{}\s]", "", m.group(1)) if m else None
+    """The variable an answer names (``x_{1} = 2`` -> ``x_1``, ``1 < y < 2`` -> ``y``), or None."""
+    s = strip_delimiters(text)
+    m = _VAR_PREFIX.match(s)
+    if m:
+        return re.sub(r"[{}\s]", "", m.group(1))
+    m = _ONE_SIDED.match(s) or _BETWEEN.match(s)
+    if m:
+        return m.group(1) if len(m.group(1)) == 1 and m.group(1).isalpha() else m.group(3)
+    return None
 
 
 def _interval(s: str) -> str:

@@ -243,12 +243,16 @@ class SymbolicPool:
     @property
     def ready_workers(self) -> int:
         """Workers that have said they are ready (a benchmark or a health check may poll this)."""
-        for worker in self._workers:
-            if not worker.ready and worker.conn.poll():
-                try:
-                    worker.became_ready(worker.conn.recv())
-                except (EOFError, OSError, ValueError):
-                    pass
+        if self._lock.acquire(blocking=False):  # while a check runs, its loop owns the pipes
+            try:
+                for worker in self._workers:
+                    if not worker.ready and worker.conn.poll():
+                        try:
+                            worker.became_ready(worker.conn.recv())
+                        except (EOFError, OSError, ValueError):
+                            pass
+            finally:
+                self._lock.release()
         return sum(w.ready for w in self._workers)
 
     def _new_worker(self) -> _Worker:
