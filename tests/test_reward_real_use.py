@@ -77,3 +77,35 @@ def test_workers_per_process_leave_room_for_every_rank(monkeypatch):
     assert default_num_workers() == 1
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
     assert default_num_workers() == min(8, cores)
+
+
+def test_the_reward_in_a_jupyter_kernel(tmp_path):
+    """A notebook's __main__ is the kernel: workers that re-imported it could not start at all."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    book = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(SCRIPT)])
+    old = dict(os.environ)
+    os.environ.update(ENV)
+    try:
+        nbclient.NotebookClient(book, timeout=300, kernel_name="python3",
+                                resources={"metadata": {"path": str(tmp_path)}}).execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+    text = "".join(o.get("text", "") for o in book.cells[0].outputs)
+    assert text.count("TOP LEVEL") == 1 and "SCORES [1.0, 1.0, 0.0]" in text, text
+
+
+def test_each_of_two_ranks_scores_with_its_share_of_the_cores(tmp_path):
+    """Two `accelerate`-style ranks on one node: each runs its own pool, together within the cores."""
+    code = SCRIPT + "from fastcurl.rewards import default_pool\nprint('WORKERS', default_pool().num_workers)\n"
+    ranks = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              cwd=tmp_path, env={**ENV, "RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": "2",
+                                                 "LOCAL_WORLD_SIZE": "2"})
+             for r in range(2)]
+    cores = len(os.sched_getaffinity(0))
+    for rank in ranks:
+        out, err = rank.communicate(timeout=300)
+        assert rank.returncode == 0, err[-2000:]
+        assert out.count("TOP LEVEL") == 1 and "SCORES [1.0, 1.0, 0.0]" in out, out + err[-2000:]
+        assert f"WORKERS {max(1, cores // 2)}" in out
