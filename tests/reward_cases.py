@@ -9,6 +9,7 @@ in the shapes that occur in ``../shared/data/fastcurl/``: strings, floats (AMC),
 from __future__ import annotations
 
 T, F = True, False
+KCAL = "15000 \\text{ kcal m}^{-2} \\text{yr}^{-1}"  # a Minerva gold, stored beside a bare 15000
 
 CASES: list[tuple[str, str, object, bool]] = [
     # --- extraction: the last boxed answer after the last </think> ------------------------------------------
@@ -310,4 +311,13 @@ CASES: list[tuple[str, str, object, bool]] = [
     ("latex", "3 and 4", "4, 3", T), ("latex", "a > 2", "a > 1", F), ("latex", "a > 2", "a > 2", T),
     ("fraction", "2\\frac{1}{5}", "2\\frac{1}{4}", F), ("fraction", "2\\frac{1}{4}", "\\frac{9}{4}", T),
     ("kind", "y > 3", "x > 3", F), ("kind", "1 < y < 2", "1 < x < 2", F), ("kind", "x > 3", "(3, \\infty)", T),
+    # --- units written in text: a wrong unit is not excused by a bare-number gold beside the unit-bearing one
+    ("unit", "15\\mbox{ cm}^1", "15\\mbox{ cm}^2", F),
+    ("several", "15000 \\text{ kcal m}^{-2} \\text{yr}^{+1}", [KCAL, "15000"], F),
+    ("several", "15000 \\text{ kcal m}^{-2} \\text{yr}^{-1}", [KCAL, "15000"], T),
+    ("several", "15000", [KCAL, "15000"], T),
+    ("several", "6.43 \\times 10^{16} \\text{ m}^{-3}",
+     ["6.43 \\times 10^{16}", "6.43 \\times 10^{16} \\text{ cm}^{-3}"], F),
+    ("unit", "5 \\text{ meters}", "5\\,\\text{m}", T), ("expression", "2ab", "2ba", T),
+    ("expression", "3x+1", "1+3x", T),
 ]

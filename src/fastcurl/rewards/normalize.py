@@ -70,6 +70,24 @@ def units_of(text: str) -> tuple[str, ...]:
     return tuple(units)
 
 
+_HEAD = re.compile(r"^([+-]?[\d.]+(?:(?:\\times|\\cdot)10\^\{?[+-]?\d+\}?)?)(.*)$")
+
+
+def unit_tail(text: str) -> str | None:
+    """Text-wrapped units after a leading number (``15 \\mbox{ cm}^2`` -> ``cm^2``), else None.
+
+    Units the unit words do not cover (``kcal m^{-2} yr^{-1}``, ``cm^1``) are compared as written.
+    """
+    s = strip_delimiters(text)
+    if not re.search(r"\\(?:text|mbox|mathrm)\s*\{", s):
+        return None  # 2ab has variables after its number, not units
+    for _ in range(3):
+        s = _TEXT.sub(r"\1", s)
+    s = _SPACES.sub("", s)
+    m = _HEAD.match(s)
+    return m.group(2) if m and re.match(r"[a-zA-Z]", m.group(2)) else None
+
+
 def is_percent(text: str) -> bool:
     return bool(_PERCENT.search(strip_delimiters(text)))
 

@@ -31,6 +31,7 @@ from .normalize import (
     numbers_equal,
     strip_delimiters,
     strip_variable_prefix,
+    unit_tail,
     units_of,
     variable_prefix,
 )
@@ -426,8 +427,30 @@ def _ratios_differ(answer: str, gold: str) -> bool | None:
     return None if int(a.group(1)) * int(g.group(2)) == int(a.group(2)) * int(g.group(1)) else False
 
 
+def _units_contradict(answer: str, golds: Sequence[str]) -> bool:
+    """The answer states units and matches the units of no gold that states any (``yr^{+1}`` for ``yr^{-1}``).
+
+    A bare-number alternative among the golds (Minerva's ``15000`` beside ``15000 kcal m^{-2} yr^{-1}``) does
+    not excuse a wrong unit: the unit-bearing gold says which unit is meant.
+    """
+    tail = unit_tail(answer)
+    if tail is None:
+        return False
+    tails = [(g, unit_tail(g)) for g in golds]
+    tails = [(g, t) for g, t in tails if t is not None]
+    if not tails:
+        return False
+    for gold, gold_tail in tails:
+        units_a, units_g = units_of(answer), units_of(gold)
+        if (units_a and units_g and units_a == units_g) or gold_tail == tail:
+            return False
+    return True
+
+
 def triage(answer: str, golds: Sequence[str]) -> tuple[bool | None, list[str]]:
     """The cheap verdict over all golds, and the golds it left undecided (the only ones a worker sees)."""
+    if _units_contradict(answer, golds):
+        return False, []
     undecided = []
     for gold in golds:
         verdict = gold_verdict(answer, gold)
