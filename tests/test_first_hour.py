@@ -166,3 +166,22 @@ def test_finished_run_keeps_one_copy_of_the_final_model(tiny_model_path, tmp_pat
     assert not os.path.samefile(first_stage, last_stage)
     model = AutoModelForCausalLM.from_pretrained(out)
     assert model.num_parameters() > 0
+
+
+def test_the_callers_config_is_left_as_given(tiny_model_path, tmp_path):
+    from fastcurl import CurriculumGRPOTrainer, StageConfig
+
+    stages = [StageConfig(name=n, dataset="synthetic", dataset_kwargs={"num_problems": 32}, segment=seg,
+                          rollout_steps=1, max_completion_length=length, num_generations=2,
+                          prompts_per_rollout_step=p, overrides=o)
+              for n, seg, length, p, o in (("a", "L1", 8, 4, {}), ("b", "L3", 12, 2, {"learning_rate": 5e-4}))]
+    config = FastCuRLConfig(output_dir=str(tmp_path), use_cpu=True, report_to="none", save_strategy="no",
+                            per_device_train_batch_size=2, learning_rate=1e-3, push_to_hub=True,
+                            hub_model_id="me/never-pushed", stages=stages)
+    before = config.to_dict()
+    trainer = CurriculumGRPOTrainer(model=tiny_model_path, reward_funcs=lambda completions, **kw: [0.0] * len(
+        completions), args=config)
+    trainer.hub_pusher = None  # nothing leaves this machine; the point is the config object
+    trainer.train()
+    assert trainer.args is not config and trainer.args.max_completion_length == 12
+    assert config.to_dict() == before

@@ -421,6 +421,9 @@ def evaluate(argv: list[str] | None = None) -> None:
     backend_name = choose_backend(args.backend)
     settings = SamplingSettings(temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
                                 seed=args.seed)
+    from .rewards import default_pool
+
+    default_pool().start()  # math-verify's import in the workers overlaps the model's loading
     model_path = str(resolve_model(args.model, args.gguf_file))
     think = think_policy(model_path)
     if backend_name == "transformers":

@@ -11,6 +11,7 @@ With a plain ``GRPOConfig`` (no stages) nothing here changes GRPOTrainer's behav
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import shutil
@@ -169,6 +170,9 @@ class CurriculumGRPOTrainer(GRPOTrainer):
         **kwargs: Any,
     ) -> None:
         silence_library_deprecations()
+        # The trainer writes its args at every stage boundary (TRL reads batch fields and lengths from there):
+        # work on a copy, so the caller's config keeps the values it was given.
+        args = copy.copy(args) if args is not None else None
         stages: list[StageConfig] = list(getattr(args, "stages", None) or [])
         self._stage_datasets: list[Dataset] = []
         adjusted: dict[str, Any] = {}
