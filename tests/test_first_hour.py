@@ -185,3 +185,13 @@ def test_the_callers_config_is_left_as_given(tiny_model_path, tmp_path):
     trainer.train()
     assert trainer.args is not config and trainer.args.max_completion_length == 12
     assert config.to_dict() == before
+
+
+def test_accelerates_default_mixed_precision_is_not_taken_for_a_choice(probe_says, tmp_path, monkeypatch):
+    probe_says(0.6)
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "no")  # what `accelerate launch` sets when nothing is configured
+    config = FastCuRLConfig(output_dir=str(tmp_path), use_cpu=True)
+    assert config.bf16 is True and "automatic" in config.precision.reason
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    probe_says(30.0)
+    assert FastCuRLConfig(output_dir=str(tmp_path), use_cpu=True).bf16 is True  # asked for at launch: kept

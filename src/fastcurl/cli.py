@@ -176,6 +176,8 @@ def train(argv: list[str] | None = None) -> None:
     dtype = model_dtype(run.torch_dtype, config)
     if dtype:
         config.model_init_kwargs = {**(config.model_init_kwargs or {}), "dtype": getattr(torch, dtype)}
+        if dtype == "bfloat16" and not config.bf16:
+            print("[fastcurl] model weights in bfloat16 (torch_dtype), training without bf16 autocast", flush=True)
     resume = None
     if run.resume:
         resume = find_last_checkpoint(config.output_dir)
@@ -427,10 +429,11 @@ def evaluate(argv: list[str] | None = None) -> None:
     model_path = str(resolve_model(args.model, args.gguf_file))
     think = think_policy(model_path)
     if backend_name == "transformers":
-        from .precision import resolve_dtype
+        from .precision import describe_dtype_choice, resolve_dtype
 
+        reason = describe_dtype_choice(args.dtype)
         args.dtype = resolve_dtype(args.dtype)
-        print(f"[fastcurl] eval dtype: {args.dtype or 'the checkpoint default'}", flush=True)
+        print(f"[fastcurl] eval dtype: {args.dtype or 'checkpoint default'} ({reason})", flush=True)
     options = {"batch_size": args.batch_size, "dtype": args.dtype, "tensor_parallel_size": args.tensor_parallel_size}
     if args.data_parallel > 1:
         import torch

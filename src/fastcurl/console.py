@@ -22,7 +22,10 @@ def silence_library_deprecations() -> None:
     """
     import warnings
 
-    warnings.filterwarnings("ignore", message=r"`(is_)?gradient_checkpointing\w*` is deprecated", category=FutureWarning)
+    warnings.filterwarnings(
+        "ignore", message=r"`(is_gradient_checkpointing|gradient_checkpointing_(enable|disable))` is deprecated",
+        category=FutureWarning,
+    )
 
 
 def verbose(args: Any) -> bool:

@@ -52,6 +52,9 @@ class CurriculumCallback(TrainerCallback, ExportableState):
             def should_advance(self, state):
                 done = self.updates_done(state)
                 return super().should_advance(state) or (done >= 20 and self.last_reward > 0.6)
+
+        class RewardCurriculumTrainer(CurriculumGRPOTrainer):
+            curriculum_class = RewardCurriculum
     """
 
     def __init__(self, plans: list[StagePlan]) -> None:

@@ -42,7 +42,12 @@ class CpuBf16Probe:
         return self.slowdown <= NATIVE_BF16_MAX_SLOWDOWN
 
     def describe(self) -> str:
-        flags = ", ".join(self.flags) or "no AVX512-BF16 or AMX flag"
+        if not self.flags:
+            flags = "no AVX512-BF16 or AMX flag"
+        elif self.native:
+            flags = ", ".join(self.flags)
+        else:
+            flags = f"{', '.join(self.flags)} flag present, but the installed kernels emulate bfloat16"
         return f"{self.capability} CPU ({flags}): a bfloat16 matmul ran {self.slowdown:.1f}x the time of float32"
 
 
@@ -122,9 +127,8 @@ def choose_precision(bf16: bool | None, fp16: bool = False, use_cpu: bool = Fals
     """
     if fp16:
         return PrecisionChoice(False if bf16 is None else bf16, "fp16 set by the user")
-    launcher = os.environ.get("ACCELERATE_MIXED_PRECISION")
-    if bf16 is None and launcher in ("bf16", "no"):
-        bf16 = launcher == "bf16"  # accelerate launch --mixed_precision speaks for the user
+    if bf16 is None and os.environ.get("ACCELERATE_MIXED_PRECISION") == "bf16":
+        bf16 = True  # `accelerate launch --mixed_precision bf16` (its default "no" is not a choice, so not read)
     if not runs_on_cpu(use_cpu):
         if bf16 is None:
             return PrecisionChoice(None, "accelerator: bfloat16 mixed precision (TRL's default)")
@@ -145,6 +149,15 @@ def choose_precision(bf16: bool | None, fp16: bool = False, use_cpu: bool = Fals
     return PrecisionChoice(bf16, f"bf16={bf16} set by the user")
 
 
+def describe_dtype_choice(dtype: str | None, use_cpu: bool = False) -> str:
+    """Why ``resolve_dtype`` picks what it picks, for a log line."""
+    if dtype not in (None, "auto"):
+        return f"{dtype}, set by the user"
+    if not runs_on_cpu(use_cpu):
+        return "the checkpoint's own dtype (accelerator)"
+    return choose_precision(None, use_cpu=True).reason
+
+
 def resolve_dtype(dtype: str | None, use_cpu: bool = False) -> str | None:
     """A torch dtype name for loading a model: ``auto``/None picks bfloat16 only where it is fast.
 
@@ -153,7 +166,12 @@ def resolve_dtype(dtype: str | None, use_cpu: bool = False) -> str | None:
     """
     if dtype not in (None, "auto"):
         if dtype == "bfloat16" and runs_on_cpu(use_cpu):
-            choose_precision(True, use_cpu=True)  # warns when slow
+            probe = probe_cpu_bf16()
+            if not probe.native:
+                logger.warning(
+                    f"Loading the model in bfloat16 on a CPU without native bfloat16: {probe.describe()}. Its "
+                    f"matmuls will be about {probe.slowdown:.0f}x slower than in float32; use dtype 'auto'."
+                )
         return dtype
     if not runs_on_cpu(use_cpu):
         return None

@@ -21,9 +21,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("DS_ACCELERATOR", "cpu")  # before DeepSpeed's import: else it warns it found no GPU
 from accelerate.utils import is_peft_model
 from datasets import Dataset
-import torch
 from torch import nn
 from torch.utils.data import Sampler
 from transformers import AutoProcessor, PreTrainedModel
@@ -144,10 +147,10 @@ class CurriculumGRPOTrainer(GRPOTrainer):
         config = FastCuRLConfig(
             output_dir="runs/demo", learning_rate=1e-6, beta=0.001, per_device_train_batch_size=8,
             stages=[
-                StageConfig(dataset="train_L2.parquet", segment="L1", max_completion_length=8192,
+                StageConfig(dataset="data/L2.parquet", segment="L1", max_completion_length=8192,
                             prompts_per_rollout_step=128, prompts_per_update=64, num_generations=8,
                             rollout_steps=160),
-                StageConfig(dataset="train_L2.parquet", segment="L2", max_completion_length=16384,
+                StageConfig(dataset="data/L2.parquet", segment="L2", max_completion_length=16384,
                             prompts_per_rollout_step=64, num_generations=8, rollout_steps=590),
             ],
         )
@@ -157,6 +160,8 @@ class CurriculumGRPOTrainer(GRPOTrainer):
     """
 
     _tag_names = ["trl", "grpo", "fastcurl", "curriculum"]
+    # The callback that decides when a stage ends; a subclass of the trainer may name its own (see its docs).
+    curriculum_class: type[CurriculumCallback] = CurriculumCallback
 
     def __init__(
         self,
@@ -240,7 +245,7 @@ class CurriculumGRPOTrainer(GRPOTrainer):
                                                        num_processes, self.num_iterations))
                 for i, stage in enumerate(stages)
             ]
-        self.curriculum = CurriculumCallback(plans)
+        self.curriculum = self.curriculum_class(plans)
         self.add_callback(self.curriculum)
         if stages and self.accelerator.num_processes > 1:
             self._check_ranks_agree(stages)
@@ -710,8 +715,10 @@ class CurriculumGRPOTrainer(GRPOTrainer):
         if self.args.should_save:
             out.mkdir(parents=True, exist_ok=True)
             for file in source.iterdir():
-                if file.is_file():
+                if file.suffix == ".safetensors":  # big, and always written anew (never in place) by safetensors
                     link_or_copy(file, out / file.name)
+                elif file.is_file():  # small files a user may rewrite in place: their own copy
+                    shutil.copy2(file, out / file.name)
         self.accelerator.wait_for_everyone()
         return out
 

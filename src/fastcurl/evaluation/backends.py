@@ -55,7 +55,7 @@ class TransformersBackend:
 
         from ..precision import resolve_dtype
 
-        dtype = resolve_dtype(dtype)
+        dtype = resolve_dtype(dtype) if dtype in (None, "auto") else dtype  # an explicit name was warned about
         kwargs = {"dtype": getattr(torch, dtype)} if dtype else {}
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
         model.eval()
