@@ -109,3 +109,15 @@ def test_pool_gives_up_with_a_clear_message_when_workers_cannot_start(caplog):
     assert pool.broken and "Check that this command runs" in caplog.text
     assert pool.stats["unavailable"] == 1  # the check that found no worker is counted, not silently 0
     assert pool.map([("x", ["y"])]) == [False] and pool.stats["unavailable"] == 2
+
+
+def test_a_timed_out_check_is_not_remembered_as_wrong():
+    pool = SymbolicPool(num_workers=1, timeout=0.5)
+    try:
+        verifier = Verifier(pool=pool)
+        slow = "(10^{6})! - (10^{6})!"
+        assert verifier.verify_batch([slow], ["0"]) == [False]
+        assert pool.stats["timeouts"] == 1
+        assert not any(key[0] == slow for key in verifier.cache)  # asked again next time, not fixed at 0
+    finally:
+        pool.close()

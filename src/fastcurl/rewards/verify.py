@@ -542,8 +542,14 @@ class Verifier:
         if symbolic:
             keys = list(symbolic)
             tasks = [(symbolic_form(k[0]), [symbolic_form(g) for g in undecided_golds[k]]) for k in keys]
-            for key, verdict in zip(keys, self.pool.map(tasks)):
-                self._remember(key, verdict)
+            missed_before = self.pool.stats["timeouts"] + self.pool.stats["unavailable"]
+            results = self.pool.map(tasks)
+            # A check that timed out or found no worker says nothing about the answer: remember only verdicts
+            # from a batch where every check finished (a busy machine must not fix a right answer at 0).
+            complete = self.pool.stats["timeouts"] + self.pool.stats["unavailable"] == missed_before
+            for key, verdict in zip(keys, results):
+                if complete or verdict:
+                    self._remember(key, verdict)
                 for i in symbolic[key]:
                     verdicts[i] = verdict
         return [bool(v) for v in verdicts]
