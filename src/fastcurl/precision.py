@@ -161,8 +161,8 @@ def describe_dtype_choice(dtype: str | None, use_cpu: bool = False) -> str:
 def resolve_dtype(dtype: str | None, use_cpu: bool = False) -> str | None:
     """A torch dtype name for loading a model: ``auto``/None picks bfloat16 only where it is fast.
 
-    On an accelerator ``auto`` keeps the checkpoint's own dtype (None). Explicit names pass through, with the
-    same warning as ``choose_precision`` for bfloat16 on a CPU that emulates it.
+    On an accelerator ``auto`` keeps the checkpoint's own dtype (None). Explicit names pass through; bfloat16 on a
+    CPU that emulates it warns with the probe's measured slowdown.
     """
     if dtype not in (None, "auto"):
         if dtype == "bfloat16" and runs_on_cpu(use_cpu):
