@@ -320,4 +320,15 @@ CASES: list[tuple[str, str, object, bool]] = [
      ["6.43 \\times 10^{16}", "6.43 \\times 10^{16} \\text{ cm}^{-3}"], F),
     ("unit", "5 \\text{ meters}", "5\\,\\text{m}", T), ("expression", "2ab", "2ba", T),
     ("expression", "3x+1", "1+3x", T),
+    # --- found by the independent review of issue 13: branches sampled only where they agree, bare arguments
+    ("kind", "\\sqrt{(x+3)^2}", "x+3", F), ("kind", "\\sqrt{x^2y^2}", "xy", F), ("kind", "\\sqrt{x^2y^2}", "|xy|", T),
+    ("kind", "\\sqrt{\\frac{x^2}{y^2}}", "x/y", F), ("kind", "\\arctan(\\tan(x/2))", "x/2", F),
+    ("expression", "\\sin 2x", "2\\sin x\\cos x", T), ("expression", "x\\sin 2", "\\sin 2x", F),
+    ("expression", "\\sin x\\cos x", "\\frac{\\sin 2x}{2}", T), ("expression", "\\sin^2 x+\\cos^2 x", "1", T),
+    ("bignum", "(x+100000)^2-200000x-10^{10}", "x^2", T), ("bignum", "(x+100000)^2-200000x-10^{10}+1", "x^2", F),
+    ("interval", "\\lambda \\geq 2", "\\lambda \\in [2,\\infty)", T),
+    ("interval", "\\lambda > 2", "\\lambda \\in [2,\\infty)", F),
+    ("latex", "\\sin 30^\\circ", "\\frac12", T), ("latex", "\\cos 30^\\circ", "\\frac12", F),
+    ("complex", "\\overline{2+3i}", "2-3i", T), ("complex", "|3+4i|", "5", T), ("kind", "|x|", "x", F),
+    ("kind", "\\overline{z}", "z", F), ("latex", "30^\\circ", "30", T), ("digits", "{52}_{8}", "52_8", T), ("digits", "{52}_{9}", "52_8", F),
 ]

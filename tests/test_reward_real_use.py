@@ -19,8 +19,9 @@ SCRIPT = r'''
 print("TOP LEVEL")
 from fastcurl.rewards import accuracy_reward, default_verifier
 scores = accuracy_reward(
-    ["</think> \\boxed{\\sin^2(x)+\\cos^2(x)}", "</think> so \\boxed{\\sqrt{3}/2}", "</think> \\boxed{x^2}"],
-    [["1"], ["\\frac{\\sqrt{3}}{2}"], ["x^3"]],
+    ["</think> \\boxed{\\sin^2(x)+\\cos^2(x)}", "</think> so \\boxed{\\sqrt{3}/2}", "</think> \\boxed{x^2}",
+     "</think> \\boxed{\\sqrt{x^2}}"],  # a root of a variable: only the symbolic check may accept it
+    [["1"], ["\\frac{\\sqrt{3}}{2}"], ["x^3"], ["|x|"]],
 )
 print("SCORES", scores)
 '''
@@ -46,14 +47,14 @@ def test_guardless_user_code_runs_its_top_level_once_and_symbolic_answers_score(
     result = run_user_code(tmp_path, how)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.count("TOP LEVEL") == 1, result.stdout
-    assert "SCORES [1.0, 1.0, 0.0]" in result.stdout, result.stdout + result.stderr[-2000:]
+    assert "SCORES [1.0, 1.0, 0.0, 1.0]" in result.stdout, result.stdout + result.stderr[-2000:]
 
 
 def test_the_symbolic_path_is_what_decided(tmp_path):
     code = (
         "from fastcurl.rewards import default_verifier\n"
         "v = default_verifier()\n"
-        "print(v.verify_batch(['\\\\sin^2(x)+\\\\cos^2(x)'], [['1']]), v.pool.stats['symbolic_checks'])\n"
+        "print(v.verify_batch(['\\\\sqrt{x^2}'], [['|x|']]), v.pool.stats['symbolic_checks'])\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, cwd=tmp_path,
                             timeout=300)
@@ -93,7 +94,7 @@ def test_the_reward_in_a_jupyter_kernel(tmp_path):
         os.environ.clear()
         os.environ.update(old)
     text = "".join(o.get("text", "") for o in book.cells[0].outputs)
-    assert text.count("TOP LEVEL") == 1 and "SCORES [1.0, 1.0, 0.0]" in text, text
+    assert text.count("TOP LEVEL") == 1 and "SCORES [1.0, 1.0, 0.0, 1.0]" in text, text
 
 
 def test_each_of_two_ranks_scores_with_its_share_of_the_cores(tmp_path):
@@ -107,5 +108,5 @@ def test_each_of_two_ranks_scores_with_its_share_of_the_cores(tmp_path):
     for rank in ranks:
         out, err = rank.communicate(timeout=300)
         assert rank.returncode == 0, err[-2000:]
-        assert out.count("TOP LEVEL") == 1 and "SCORES [1.0, 1.0, 0.0]" in out, out + err[-2000:]
+        assert out.count("TOP LEVEL") == 1 and "SCORES [1.0, 1.0, 0.0, 1.0]" in out, out + err[-2000:]
         assert f"WORKERS {max(1, cores // 2)}" in out

@@ -49,13 +49,28 @@ def test_numeric_fingerprint_decides_only_what_it_can_read():
     assert fingerprint_equal("\\frac{1}{3}", "0.33") is False  # a decimal gold is its exact value
     assert fingerprint_equal("2^{64}", "2^{64}-1") is False  # exact rationals, not floats
     assert fingerprint_equal("\\{1, 2\\}", "(1, 2)") is False  # a set is not a tuple
+    # Rational expressions in variables are decided exactly, at integer points of both signs:
+    assert fingerprint_equal("x^{64}+1", "x^{64}") is False
+    assert fingerprint_equal("(x+100000)^2-200000x-10^{10}", "x^2") is True
+    assert fingerprint_equal("\\frac{x^2-1}{x-1}", "x+1") is True
+    # A bare function argument runs to the next operator: \sin 2x is sin(2x), x\sin 2 is not.
+    assert fingerprint_equal("\\sin 2x", "2\\sin x\\cos x") is True
+    assert fingerprint_equal("x\\sin 2", "\\sin 2x") is False
+    assert fingerprint_equal("\\sin^2 x+\\cos^2 x", "1") is True
+    assert fingerprint_equal("\\sin 30^\\circ", "\\frac{1}{2}") is not False  # degrees inside a function
     for answer, gold in [
         ("\\text{teas}", "\\text{east}"),  # words are not products of letters
         ("even", "neve"),
         ("f(2)", "f(1)"),  # function notation
         ("2\\frac{1}{2}", "\\frac{5}{2}"),  # mixed number
-        ("x^{64}+1", "x^{64}"),  # floats agree, but beyond 2^40 they could hide a difference
-        ("\\sqrt{x^2}", "x"),  # equal at every positive x only
+        ("x^{64}+\\pi", "x^{64}+\\pi+10^{-9}"),  # floats agree, but beyond 2^40 they could hide a difference
+        # A root, fractional power, log or inverse function of a variable has a branch: floats never accept it.
+        ("\\sqrt{x^2}", "x"),
+        ("\\sqrt{(x+3)^2}", "x+3"),
+        ("\\sqrt{x^2y^2}", "xy"),
+        ("\\sqrt{\\frac{x^2}{y^2}}", "x/y"),
+        ("\\arctan(\\tan(x/2))", "x/2"),
+        ("\\sin x/2", "\\sin(x/2)"),  # sin(x)/2 or sin(x/2)?
         ("y = 2x", "y = 2x"),  # equations go to the symbolic check
         ("9^{9^{9^{9}}}", "1"),  # overflow
         ("__import__('os')", "0"),

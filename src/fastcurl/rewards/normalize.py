@@ -28,14 +28,17 @@ _UNITS = re.compile(
     rf"(?<=[\d}}])((?:\\,|\\ |\s)*(?:\\(?:text|mathrm|mbox)\{{\s*)?\b({UNIT_WORDS})\b{_POWER}\}}?{_POWER})\s*$"
 )
 _SPACES = re.compile(r"\\[,;:! ]|\\quad|\\qquad|~|\s+")
-_VAR_PREFIX = re.compile(r"^([a-zA-Z](?:_\{?\w+\}?)?)\s*(?:=|\\in\b)\s*(?!.*=)")
+GREEK_LETTERS = ("alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta kappa lambda mu nu xi rho "
+                 "sigma tau phi varphi chi psi omega Gamma Delta Theta Lambda Xi Sigma Phi Psi Omega").split()
+_LETTER = r"(?:[a-zA-Z]|\\(?:" + "|".join(sorted(GREEK_LETTERS, key=len, reverse=True)) + r")(?![a-zA-Z]))"
+_VAR_PREFIX = re.compile(rf"^({_LETTER}(?:_\{{?\w+\}}?)?)\s*(?:=|\\in\b)\s*(?!.*=)")
 _THOUSANDS = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")  # no space after the commas: 81, 256 is a list
 _DELIMITERS = re.compile(r"^\s*(?:\$\$(.*)\$\$|\$(.*)\$|\\\[(.*)\\\]|\\\((.*)\\\))\s*$", re.DOTALL)
 _PERCENT = re.compile(r"\\?%\s*$")
 _REPEATING = re.compile(r"^([+-]?)(\d*)\.(\d*)\\overline\{?(\d+)\}?$")
 _REL = r"(<|>|\\le(?:q|qslant)?(?![a-z])|\\ge(?:q|qslant)?(?![a-z]))"
-_BETWEEN = re.compile(rf"^(.+?)\s*{_REL}\s*([a-zA-Z])\s*{_REL}\s*(.+)$")
-_ONE_SIDED = re.compile(rf"^([a-zA-Z])\s*{_REL}\s*(.+)$")
+_BETWEEN = re.compile(rf"^(.+?)\s*{_REL}\s*({_LETTER})\s*{_REL}\s*(.+)$")
+_ONE_SIDED = re.compile(rf"^({_LETTER})\s*{_REL}\s*(.+)$")
 _DERIVATIVE = re.compile(r"\\frac\{d(?:\^\{?(\d)\}?)?([a-zA-Z])\}\{d[a-zA-Z](?:\^\{?\d\}?)?\}")
 _CHOICE = re.compile(r"^\(?([A-E])\)?$")
 _DECIMAL = re.compile(r"^([+-]?)(\d*)\.?(\d*)(?:e([+-]?\d+))?$", re.IGNORECASE)
@@ -98,10 +101,11 @@ def variable_prefix(text: str) -> str | None:
     m = _VAR_PREFIX.match(s)
     if m:
         return re.sub(r"[{}\s]", "", m.group(1))
-    m = _ONE_SIDED.match(s) or _BETWEEN.match(s)
+    m = _ONE_SIDED.match(s)
     if m:
-        return m.group(1) if len(m.group(1)) == 1 and m.group(1).isalpha() else m.group(3)
-    return None
+        return m.group(1)
+    m = _BETWEEN.match(s)
+    return m.group(3) if m else None
 
 
 def _interval(s: str) -> str:
@@ -120,6 +124,19 @@ def _interval(s: str) -> str:
     return s
 
 
+_TRIG_DEGREES = re.compile(
+    r"(\\(?:sin|cos|tan|sec|csc|cot))\s*(\()?\s*(\d+(?:\.\d+)?)\s*(?:\^\s*\{?\s*\\circ\s*\}?|°|\\degree)\s*(?(2)\))"
+)
+
+
+def trig_degrees_as_radians(text: str) -> str:
+    """``\\sin 30^\\circ`` -> ``\\sin{\\frac{30\\pi}{180}}``: inside a trigonometric function a degree is an angle.
+
+    Elsewhere the degree sign is only a unit and is dropped (``30^\\circ`` is the gold ``30``).
+    """
+    return _TRIG_DEGREES.sub(lambda m: f"{m.group(1)}{{\\frac{{{m.group(3)}\\pi}}{{180}}}}", text)
+
+
 def normalize_answer(text: str, thousands: bool = True) -> str:
     """A canonical spelling of an answer string; equal strings mean equal answers.
 
@@ -128,6 +145,7 @@ def normalize_answer(text: str, thousands: bool = True) -> str:
     s = strip_delimiters(text)
     s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("\\left", "").replace("\\right", "")
     s = s.replace("\\displaystyle", "").replace("{,}", "").replace("\\$", "").replace("\\!", "")
+    s = trig_degrees_as_radians(s)
     s = re.sub(r"\^\s*\{?\\circ\}?|°|\\degree", "", s)
     s = _PERCENT.sub("", s)
     for _ in range(3):

@@ -8,10 +8,16 @@ at every one of several random points are equal (the chance that distinct expres
 random points is negligible). Anything outside the subset, or a value that is not finite, returns None and
 goes to the symbolic check.
 
-Floats may reject but accept only where float error cannot hide a difference: expressions without variables
-are evaluated exactly as rationals (``2^{64}`` is not ``2^{64}-1``, ``20!+1`` is not ``20!``); with variables, a
-value beyond 2^40 or below 10^-6, a long decimal or a large literal hands over to the symbolic check. Variables
-are also tried at negative points, so ``\\sqrt{x^2}`` is not taken for ``x``.
+Exact where it can be: a rational expression (``2^{64}-1``, ``20!+1``, ``(x+10^5)^2-2\\cdot 10^5x-10^{10}``)
+is evaluated in exact rationals, variables at random integer points of both signs, so a difference of one is
+seen and a polynomial identity is decided exactly (two different rational functions agree at a random point
+with a chance of degree / 2,000,000). Floats (``\\pi``, functions, irrational roots) may reject but accept only
+where float error cannot hide a difference: a value beyond 2^40 or below 10^-6, a long decimal or a large literal
+hands over to the symbolic check, and a gap is a difference only when it is larger than the rounding error the
+largest intermediate value could carry. An expression with a branch or a fold (a root, a fractional or variable
+power, a logarithm, an inverse trigonometric function, an absolute value or a conjugate of a variable) is never
+accepted here: ``\\sqrt{(x+3)^2}`` and
+``x+3`` agree at every point a few samples would try, and only the symbolic check may call them equal.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from collections.abc import Callable
 from fractions import Fraction
 from typing import Union
 
+from .normalize import GREEK_LETTERS, trig_degrees_as_radians
+
 MAX_CHARS = 400
 MAX_DEPTH = 40
 NUM_POINTS = 3
@@ -33,9 +41,9 @@ TINY = 1e-8  # against an exact zero, a value this small could be float noise
 SAFE_RANGE = (1e-6, 2.0**40)  # magnitudes where a 1e-12 relative agreement cannot hide an integer or a small term
 MAX_LITERAL = 10**6  # larger integer literals could hide a difference below the float tolerance
 MAX_EXACT_BITS = 100_000  # exact rationals beyond this are an attack; the symbolic check's deadline handles them
+EXACT_POINT_RANGE = 10**6  # variables take integer values in [-R, R] (not 0) at the exact points
+FLOAT_NOISE = 1e-14  # relative to the largest intermediate magnitude: the rounding error a short expression can carry
 
-_GREEK = ("alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta kappa lambda mu nu xi rho sigma tau "
-          "phi varphi chi psi omega Gamma Delta Theta Lambda Xi Sigma Phi Psi Omega").split()
 _UNSUPPORTED = ("infty", "cdots", "ldots", "dots", "vdots", "text", "mathrm", "textbf", "operatorname")
 _FUNCTIONS: dict[str, Callable[[complex], complex]] = {
     "sin": cmath.sin, "cos": cmath.cos, "tan": cmath.tan, "ln": cmath.log, "log": cmath.log, "exp": cmath.exp,
@@ -43,14 +51,15 @@ _FUNCTIONS: dict[str, Callable[[complex], complex]] = {
     "arctan": cmath.atan, "sec": lambda z: 1 / cmath.cos(z), "csc": lambda z: 1 / cmath.sin(z),
     "cot": lambda z: 1 / cmath.tan(z),
 }
+_BRANCHED = {"ln", "log", "arcsin", "arccos", "arctan"}  # of a variable: a branch cut, not one function everywhere
 _COMMANDS = sorted(
-    ["frac", "dfrac", "tfrac", "binom", "sqrt", "pi", "cdot", "times", *_UNSUPPORTED, *_GREEK, *_FUNCTIONS],
+    ["frac", "dfrac", "tfrac", "binom", "sqrt", "overline", "pi", "cdot", "times", *_UNSUPPORTED, *GREEK_LETTERS, *_FUNCTIONS],
     key=len,
     reverse=True,
 )
 _TOKEN = re.compile(
     r"\s*(?:(?P<num>\d+\.?\d*|\.\d+)|\\(?P<cmd>" + "|".join(_COMMANDS) + r")(?![A-Za-z])"  # \cosh is not \cos h
-    r"|(?P<ch>[A-Za-z]|[-+*/^(){}\[\]_!,]))"
+    r"|(?P<ch>[A-Za-z]|[-+*/^(){}\[\]_!,|]))"
 )
 _STRIP = re.compile(r"\\left|\\right|\\!|\\,|\\;|\\:|\\ |\\displaystyle|\$")
 
@@ -73,8 +82,8 @@ class _Env:
     float agreement means anything.
     """
 
-    def __init__(self, values: dict[str, complex] | None = None) -> None:
-        self.exact = values is None
+    def __init__(self, values: dict[str, complex] | dict[str, Fraction] | None = None, exact: bool = False) -> None:
+        self.exact = values is None or exact
         self.values = values or {}
         self.low, self.high = math.inf, 0.0
 
@@ -120,6 +129,8 @@ class _Parser:
         self.symbols: set[str] = set()
         self.ambiguous = False  # f(x): a function applied, or f times x? Only the symbolic check may say.
         self.imprecise = False  # a literal a float cannot hold exactly enough to accept on agreement
+        self.branched = False  # a root, fractional power, log or inverse function of a variable
+        self.symbol_uses = 0
 
     def peek(self) -> tuple[str, str] | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
@@ -182,6 +193,7 @@ class _Parser:
         return self.power()
 
     def power(self) -> Node:
+        uses = self.symbol_uses
         base = self.atom()
         token = self.peek()
         if token and token[1] == "!":
@@ -190,9 +202,24 @@ class _Parser:
             token = self.peek()
         if token and token[1] == "^":
             self.take()
+            base_varies, uses = self.symbol_uses > uses, self.symbol_uses
             exponent = self.group_or_single()
+            if self.symbol_uses > uses or (base_varies and not _is_integer_constant(exponent)):
+                self.branched = True  # x^{1/2}, 2^x: the principal branch is a choice
             return (lambda a, b: lambda env: env.note(_pow(a(env), b(env))))(base, exponent)
         return base
+
+    def function_argument(self) -> Node:
+        """``\\sin 2x`` is sin(2x), ``\\sin x \\cos x`` is sin(x)cos(x): a bare argument runs to the next operator."""
+        token = self.peek()
+        if token and token[1] in "({":
+            return self.atom()
+        argument = self.power()
+        while self.starts_atom(token := self.peek()) and not (token[0] == "cmd" and token[1] in _FUNCTIONS):
+            argument = (lambda a, b: lambda env: env.note(a(env) * b(env)))(argument, self.power())
+        if (token := self.peek()) and token[1] == "/":
+            self.ambiguous = True  # \sin x/2: sin(x)/2 or sin(x/2)? Only the symbolic check may say.
+        return argument
 
     def group_or_single(self) -> Node:
         token = self.peek()
@@ -232,23 +259,48 @@ class _Parser:
                     self.take("[")
                     index = self.expr()
                     self.take("]")
+                uses = self.symbol_uses
                 radicand = self.group_or_single()
+                self.branched |= self.symbol_uses > uses
                 if index is None:
                     return lambda env: _sqrt(env, radicand(env))
                 return lambda env: env.inexact(_pow(complex(radicand(env)), 1 / complex(index(env))))
+            if value == "overline":  # the complex conjugate; 0.\\overline{3} is a repeating decimal, not ours
+                if self.pos >= 2 and self.tokens[self.pos - 2][0] == "num":
+                    raise _Unsupported("repeating decimal")
+                uses = self.symbol_uses
+                inner = self.group_or_single()
+                self.branched |= self.symbol_uses > uses  # at real sample points a conjugate is invisible
+                return lambda env: env.inexact(complex(inner(env)).conjugate())
             if value == "pi":
                 return lambda env: env.inexact(complex(math.pi))
             if value in _FUNCTIONS:
                 function = _FUNCTIONS[value]
-                argument = self.power()
-                return lambda env: env.inexact(function(complex(argument(env))))
-            if value in _GREEK:
+                exponent = None
+                if self.peek() and self.peek()[1] == "^":  # \sin^2 x; \sin^{-1} x would mean arcsin
+                    self.take()
+                    exponent = self.group_or_single()
+                    if not _is_integer_constant(exponent) or exponent(_Env()) < 1:
+                        raise _Unsupported("function power")
+                uses = self.symbol_uses
+                argument = self.function_argument()
+                self.branched |= value in _BRANCHED and self.symbol_uses > uses
+                if exponent is None:
+                    return lambda env: env.inexact(function(complex(argument(env))))
+                return lambda env: env.inexact(_pow(function(complex(argument(env))), complex(exponent(env))))
+            if value in GREEK_LETTERS:
                 return self.symbol("\\" + value)
             raise _Unsupported(value)  # \infty, \ldots, \text, ...
         if value == "(":
             inner = self.expr()
             self.take(")")
             return inner
+        if value == "|":  # |3+4i| is 5; x|y (divides) stops at the bar and is trailing input
+            uses = self.symbol_uses
+            inner = self.expr()
+            self.take("|")
+            self.branched |= self.symbol_uses > uses  # |x| is x wherever the samples are positive
+            return lambda env: env.note(abs(inner(env)))
         if value == "{":
             inner = self.expr()
             self.take("}")
@@ -273,7 +325,16 @@ class _Parser:
         if self.peek() and self.peek()[1] == "(":
             self.ambiguous = True
         self.symbols.add(name)
-        return lambda env: env.inexact(env.values[name])
+        self.symbol_uses += 1
+        return lambda env: env.note(env.values[name]) if name in env.values else env.inexact(0j)
+
+
+def _is_integer_constant(node: Node) -> bool:
+    try:
+        value = node(_Env())
+    except (_Inexact, _Unsupported, ArithmeticError, ValueError):
+        return False
+    return isinstance(value, Fraction) and value.denominator == 1
 
 
 def _pow(base: Value, exponent: Value) -> Value:
@@ -352,22 +413,31 @@ def split_top_level(text: str) -> tuple[str, list[str]]:
 
 
 class _Item:
-    """One side (or one list item) evaluated: exactly when it can be, else at the shared random points."""
+    """One side (or one list item) evaluated: exactly when it can be, else at the shared random points.
 
-    def __init__(self, text: str, points: list[dict[str, complex]], negative: list[dict[str, complex]]) -> None:
-        node, self.symbols, imprecise = _compile(text)
-        self.exact: Fraction | None = None
+    ``exact`` holds a rational per exact point (the same value at each when there are no variables); ``positive``
+    and ``mixed`` hold complex values at the float points with every variable positive, and with random signs.
+    """
+
+    def __init__(self, text: str, points: _Points) -> None:
+        node, self.symbols, imprecise, self.branched = _compile(text)
+        self.exact: list[Fraction] | None = None
         self.undefined = False  # a division by zero: equal to nothing defined
-        self.safe, self.negative = True, None
+        self.safe, self.noise, self.mixed = True, 0.0, None
         if not self.symbols:
             try:
-                self.exact = node(_Env())  # type: ignore[assignment]
+                self.exact = [node(_Env())] * NUM_POINTS  # type: ignore[list-item]
             except _Inexact:
                 pass
             except ZeroDivisionError:
                 self.undefined = True
                 return
-        envs = [_Env(p) for p in points]
+        elif not self.branched:
+            try:
+                self.exact = [node(_Env(p, exact=True)) for p in points.exact]  # type: ignore[misc]
+            except (_Inexact, _Unsupported, ArithmeticError, ValueError):
+                pass  # a zero denominator at a random integer point is the float points' business
+        envs = [_Env(p) for p in points.positive]
         try:
             self.positive = [_finite(node(env)) for env in envs]
         except ZeroDivisionError:
@@ -376,16 +446,18 @@ class _Item:
         except (_Unsupported, ArithmeticError, ValueError):
             if self.exact is None:
                 raise
-            self.positive = [_finite(self.exact)] * len(points)  # \\binom{24}{12}: exact only
+            self.positive = [_finite(value) for value in self.exact]  # \\binom{24}{12}: exact only
             envs = []
         self.safe = not imprecise and all(SAFE_RANGE[0] <= e.low and e.high <= SAFE_RANGE[1] for e in envs
                                           if e.high)
-        self.negative: list[complex] | None = None
-        if self.symbols:
-            try:
-                self.negative = [_finite(node(_Env(p))) for p in negative]
-            except (_Unsupported, ArithmeticError, ValueError):
-                pass
+        self.noise = FLOAT_NOISE * max((e.high for e in envs), default=0.0)
+        if not self.symbols:
+            self.mixed = self.positive
+            return
+        try:
+            self.mixed = [_finite(node(_Env(p))) for p in points.mixed]
+        except (_Unsupported, ArithmeticError, ValueError):
+            pass
 
 
 def _finite(value: Value) -> complex:
@@ -395,24 +467,37 @@ def _finite(value: Value) -> complex:
     return value
 
 
-def _compile(text: str) -> tuple[Node, set[str], bool]:
+def _compile(text: str) -> tuple[Node, set[str], bool, bool]:
     parser = _Parser(_tokenize(text))
     node = parser.expr()
     if parser.peek() is not None or parser.ambiguous:
         raise _Unsupported("trailing input or function notation")
-    return node, parser.symbols, parser.imprecise
+    return node, parser.symbols, parser.imprecise, parser.branched
 
 
-def _points(texts: list[str], low: float, high: float) -> list[dict[str, complex]]:
-    """The same random assignment for every symbol on both sides, seeded by the symbol names."""
-    names: set[str] = set()
-    for text in texts:
-        names |= _compile(text)[1]
-    rng = random.Random(",".join(sorted(names)) + f"{low}")
-    return [{name: complex(rng.uniform(low, high)) for name in sorted(names)} for _ in range(NUM_POINTS)]
+class _Points:
+    """The same random assignment for every symbol on both sides, seeded by the symbol names.
+
+    ``exact``: integers up to EXACT_POINT_RANGE, all positive, all negative, then random signs; ``positive``: floats in [0.5, 2.5], small enough
+    that float agreement means something; ``mixed``: the same magnitudes with random signs per variable, so that
+    ``\\sqrt{x^2y^2}`` and ``xy`` part somewhere.
+    """
+
+    def __init__(self, texts: list[str]) -> None:
+        names: set[str] = set()
+        for text in texts:
+            names |= _compile(text)[1]
+        rng = random.Random(",".join(sorted(names)))
+        signs = [lambda: 1, lambda: -1] + [lambda: rng.choice((-1, 1))] * (NUM_POINTS - 2)
+        self.exact = [{name: Fraction(sign() * rng.randint(1, EXACT_POINT_RANGE)) for name in sorted(names)}
+                      for sign in signs]
+        self.positive = [{name: complex(rng.uniform(0.5, 2.5)) for name in sorted(names)} for _ in range(NUM_POINTS)]
+        self.mixed = [{name: complex(rng.choice((-1, 1)) * rng.uniform(0.5, 2.5)) for name in sorted(names)}
+                      for _ in range(NUM_POINTS)]
 
 
-def _compare(a: list[complex], b: list[complex]) -> bool | None:
+def _compare(a: list[complex], b: list[complex], noise: float = 0.0) -> bool | None:
+    """True when equal to float precision everywhere, False when some gap exceeds what rounding could make."""
     equal = True
     for x, y in zip(a, b):
         scale = max(abs(x), abs(y))
@@ -421,23 +506,29 @@ def _compare(a: list[complex], b: list[complex]) -> bool | None:
                 continue
             return None  # an exact zero against float noise
         gap = abs(x - y)
-        if gap > DIFFERENT_TOL * scale:
+        if gap > max(DIFFERENT_TOL * scale, 1000 * noise):
             return False
-        equal &= gap <= EQUAL_TOL * scale
+        equal &= gap <= EQUAL_TOL * scale and noise <= EQUAL_TOL * scale
     return True if equal else None
 
 
 def _compare_items(a: _Item, g: _Item) -> bool | None:
-    """Exact when both are rationals; else floats, trusted only in the safe range and at negative points too."""
+    """Exact when both sides are rationals at the exact points; else floats, trusted only in the safe range.
+
+    Floats accept only an expression without a branch that also agrees at the mixed-sign points.
+    """
     if a.undefined or g.undefined:
         return None if a.undefined and g.undefined else False
     if a.exact is not None and g.exact is not None:
         return a.exact == g.exact
+    noise = max(a.noise, g.noise)
     if not (a.safe and g.safe):
         return None
-    verdict = _compare(a.positive, g.positive)
-    if verdict and (a.symbols or g.symbols):  # sqrt(x^2) and x agree at every positive x
-        if a.negative is None or g.negative is None or _compare(a.negative, g.negative) is not True:
+    verdict = _compare(a.positive, g.positive, noise)
+    if verdict and (a.symbols or g.symbols):
+        if a.branched or g.branched:
+            return None
+        if a.mixed is None or g.mixed is None or _compare(a.mixed, g.mixed, noise) is not True:
             return None
     return verdict
 
@@ -493,8 +584,9 @@ def fingerprint_equal(answer: str, gold: str) -> bool | None:
     float agreement that float error could fake. A set is never a tuple (``\\{1,2\\}`` is not ``(1,2)``).
     """
     answer, gold = _AND.sub(", ", answer), _AND.sub(", ", gold)
+    answer, gold = trig_degrees_as_radians(answer), trig_degrees_as_radians(gold)
     both = answer + " " + gold
-    if len(answer) > MAX_CHARS or len(gold) > MAX_CHARS or any(c in both for c in "=<>|") or _WORD.search(both):
+    if len(answer) > MAX_CHARS or len(gold) > MAX_CHARS or any(c in both for c in "=<>") or _WORD.search(both):
         return None
     if _MIXED_NUMBER.search(both):
         return None
@@ -506,10 +598,9 @@ def fingerprint_equal(answer: str, gold: str) -> bool | None:
             return False if _is_set(answer) or _is_set(gold) else None
         if kind_a != kind_g and "single" not in (kind_a, kind_g):
             return None
-        points = _points(items_a + items_g, 0.5, 2.5)
-        negative = _points(items_a + items_g, -2.5, -0.5)
-        values_a = [_Item(item, points, negative) for item in items_a]
-        values_g = [_Item(item, points, negative) for item in items_g]
+        points = _Points(items_a + items_g)
+        values_a = [_Item(item, points) for item in items_a]
+        values_g = [_Item(item, points) for item in items_g]
     except (_Unsupported, ArithmeticError, ValueError, RecursionError, KeyError, IndexError):
         return None
     if len(values_a) != len(values_g):

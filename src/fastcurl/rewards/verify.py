@@ -30,6 +30,7 @@ from .normalize import (
     normalize_answer,
     numbers_equal,
     strip_delimiters,
+    trig_degrees_as_radians,
     strip_variable_prefix,
     unit_tail,
     units_of,
@@ -468,11 +469,11 @@ def cheap_verdict(answer: str, golds: Sequence[str]) -> bool | None:
 
 def symbolic_form(text: str) -> str:
     """What the worker parses: delimiters unwrapped, decimals as exact fractions (math-verify rounds floats)."""
-    return decimals_as_fractions(strip_delimiters(text))
+    return decimals_as_fractions(trig_degrees_as_radians(strip_delimiters(text)))
 
 
 _WRAPPED_TEXT = re.compile(r"\\(?:text|mathrm|textbf|mbox|operatorname)\b")
-_BASED = re.compile(r"^([0-9A-Za-z]+)_\{?\(?(\d+)\)?\}?$")  # 52_8, 52_{8}, 63_{(8)}
+_BASED = re.compile(r"^\{?([0-9A-Za-z]+)\}?_\{?\(?(\d+)\)?\}?$")  # 52_8, 52_{8}, {52}_{8}, 63_{(8)}
 
 
 def based_numbers_equal(answer: str, gold: str) -> bool | None:
