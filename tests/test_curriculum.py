@@ -9,6 +9,7 @@ from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
 from fastcurl import CurriculumGRPOTrainer, FastCuRLConfig, StageConfig
+from fastcurl.curriculum import CurriculumCallback
 from fastcurl.data import make_synthetic_math
 
 
@@ -248,3 +249,37 @@ def test_lora_refuses_reference_reset_before_loading(tmp_path):
             model="/nonexistent/model-never-loaded", reward_funcs=[length_reward], args=args,
             peft_config=LoraConfig(r=4, target_modules=["q_proj"]),
         )
+
+
+class EndFirstStageEarly(CurriculumCallback):
+    """Advances on its own condition: stage 1 ends after 2 of its 4 updates."""
+
+    def should_advance(self, state):
+        return super().should_advance(state) or (self.stage_index == 0 and self.updates_done(state) >= 2)
+
+
+class EarlyTrainer(CurriculumGRPOTrainer):
+    curriculum_class = EndFirstStageEarly
+
+
+def test_resume_asks_the_callback_whether_its_stage_is_over(tiny_model_path, tmp_path):
+    """A checkpoint taken at the update where the subclass ended stage 1 resumes in stage 2, as the run did."""
+
+    def run(resume=None):
+        recorder = Recorder()
+        args = FastCuRLConfig(**small_config(tmp_path, save_strategy="steps", save_steps=2), stages=two_stages())
+        trainer = EarlyTrainer(model=tiny_model_path, reward_funcs=[recorder], args=args)
+        recorder.trainer = trainer
+        trainer.train(resume_from_checkpoint=resume)
+        return trainer, recorder
+
+    trainer, recorder = run()
+    assert trainer.curriculum.stage_start_steps == [0, 2]  # ended early, at the callback's word
+    assert trainer.state.global_step == 4  # 2 updates of stage 1, then stage 2's 2
+    logs = [h for h in trainer.state.log_history if "loss" in h]
+    assert [h["curriculum/stage"] for h in logs] == [0, 0, 1, 1]
+
+    resumed, resumed_recorder = run(resume=str(tmp_path / "checkpoint-2"))
+    assert resumed.curriculum.stage_start_steps == [0, 2]
+    assert resumed.state.global_step == 4
+    assert {stage for stage, _ in resumed_recorder.calls} == {1}  # no update of stage 1 after the resume

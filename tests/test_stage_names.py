@@ -33,7 +33,8 @@ def test_every_consumer_uses_the_same_stage_names(tiny_model_path, tmp_path):
     plan = subprocess.run([sys.executable, "-m", "fastcurl.cli", "plan", str(path), "--json", str(tmp_path / "p.json")],
                           capture_output=True, text=True, env=ENV, timeout=300)
     assert plan.returncode == 0, plan.stderr[-2000:]
-    assert [row["name"] for row in json.loads((tmp_path / "p.json").read_text())] == expected
+    planned = json.loads((tmp_path / "p.json").read_text())
+    assert [row["name"] for row in planned] == expected
 
     train = subprocess.run([sys.executable, "-m", "fastcurl.cli", "train", "--config", str(path)], capture_output=True,
                            text=True, env=ENV, timeout=900, cwd=tmp_path)
@@ -45,3 +46,4 @@ def test_every_consumer_uses_the_same_stage_names(tiny_model_path, tmp_path):
     branches = [stage_branch(r["index"], r["name"]) for r in records]
     assert directories == sorted(branches) == sorted(f"stage-{i + 1}-{n}" for i, n in enumerate(expected))
     assert [Path(r["checkpoint"]).name for r in records] == branches
+    assert [r["run_name"] for r in records] == [row["run_name"] for row in planned] == branches

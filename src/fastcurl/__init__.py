@@ -19,7 +19,7 @@ _EXPORTS = {
     "StageConfig": "fastcurl.config",
     "derive_stage_batch": "fastcurl.config",
     "CurriculumCallback": "fastcurl.curriculum",
-    "StagePlan": "fastcurl.curriculum",
+    "StagePlan": "fastcurl.plan",
     "CurriculumGRPOTrainer": "fastcurl.trainer",
     "accuracy_reward": "fastcurl.rewards",
     "format_reward": "fastcurl.rewards",
@@ -30,7 +30,8 @@ __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
     from .config import STAGE_OVERRIDABLE_FIELDS, FastCuRLConfig, StageBatch, StageConfig, derive_stage_batch
-    from .curriculum import CurriculumCallback, StagePlan
+    from .curriculum import CurriculumCallback
+    from .plan import StagePlan
     from .rewards import accuracy_reward, format_reward, is_equivalent
     from .trainer import CurriculumGRPOTrainer
 

@@ -1,33 +1,21 @@
 """CurriculumCallback: which stage holds at which step, and when to move on.
 
-The callback owns the schedule and the one decision to advance (``should_advance``); the trainer applies a stage
-to TRL's state when asked. Advancing is by step count by default; a subclass can advance on a measured condition
-(say, mean reward) by overriding ``should_advance``. The stage history (which global step each stage began at)
-is saved in every checkpoint's trainer state, so a resumed run knows its stage even when stages end early.
+The callback owns the schedule and the one decision to advance (``should_advance``), in a run and on resume; the
+trainer applies a stage to TRL's state when asked. Advancing is by step count by default; a subclass can advance
+on a measured condition (say, mean reward) by overriding ``should_advance``. A stage never runs past its
+``rollout_steps`` (its maximum). The stage history (which global step each stage began at) is saved in every
+checkpoint's trainer state, and a resumed run restores it and asks ``should_advance`` again, so a stage that a
+subclass ended early stays ended. A subclass with state of its own extends ``state``/``restore``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_callback import ExportableState
 
-from .config import StageBatch, StageConfig
-
-
-@dataclass
-class StagePlan:
-    """A stage and its TRL batch fields on this run's process count."""
-
-    index: int
-    config: StageConfig
-    batch: StageBatch
-
-    @property
-    def name(self) -> str:
-        return self.config.name  # resolved once, by FastCuRLConfig (config.resolve_stage_names)
+from .plan import StagePlan
 
 
 class CurriculumCallback(TrainerCallback, ExportableState):
@@ -83,10 +71,14 @@ class CurriculumCallback(TrainerCallback, ExportableState):
         """Whether the current stage is over. The default rule: it has made all its optimizer updates."""
         return self.updates_done(state) >= self.current.batch.optimizer_updates
 
+    def stage_over(self, state: TrainerState) -> bool:
+        """The one test the trainer applies, after every update and on resume: advanced, or at the maximum."""
+        return self.updates_done(state) >= self.current.batch.optimizer_updates or self.should_advance(state)
+
     def on_step_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> TrainerControl:
-        if self.plans and self.should_advance(state):
+        if self.plans and self.stage_over(state):
             control.should_epoch_stop = True  # the trainer runs each stage as one pass of its epoch loop
         return control
 

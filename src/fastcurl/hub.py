@@ -84,7 +84,7 @@ def model_card(run_dir: str | Path, repo_id: str, eval_results: dict[str, Any] |
             data += f" [{settings['segment']}]"
         updates = (f"{record['first_global_step']}-{record['last_global_step']}" if record else "not run")
         lines.append(
-            f"| {i + 1} | `{stage_branch(i, name)}` | {data} | {record.get('dataset_size', '?')} | "
+            f"| {i + 1} | `{record.get('run_name') or stage_branch(i, name)}` | {data} | {record.get('dataset_size', '?')} | "
             f"{settings.get('max_completion_length')} | {settings.get('num_generations')} | "
             f"{settings.get('rollout_steps')} | {updates} |"
         )
@@ -241,9 +241,10 @@ def push_run(run_dir: str | Path, repo_id: str, token: str | None = None, privat
                        max_attempts=max_attempts, retry_delay=retry_delay)
     total = len(_read(run_dir / "run_manifest.json").get("config", {}).get("stages") or stages)
     for stage in stages:
-        folder = run_dir / stage_branch(stage["index"], stage["name"])
+        branch = stage.get("run_name") or stage_branch(stage["index"], stage["name"])  # as the plan named it
+        folder = run_dir / branch
         if folder.is_dir():
-            pusher.push(folder, stage_branch(stage["index"], stage["name"]),
+            pusher.push(folder, branch,
                         f"fastcurl stage {stage['index'] + 1}/{total} '{stage['name']}': updates "
                         f"{stage['first_global_step']}-{stage['last_global_step']}")
     if (run_dir / "config.json").exists():

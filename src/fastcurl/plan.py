@@ -1,11 +1,45 @@
-"""``fastcurl plan``: what a recipe will do, stage by stage, before any model loads or GPU hour is spent."""
+"""The run's plan, resolved once: every stage's name, directory, branch and TRL batch fields.
+
+``resolve_plan`` is the one place a recipe and a process count become per-stage decisions; the trainer, the
+callback, ``fastcurl plan``, the stage manifest and the Hub push all read its ``StagePlan``\ s.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .config import FastCuRLConfig, derive_stage_batch
+from .config import FastCuRLConfig, StageBatch, StageConfig, derive_stage_batch
+from .names import stage_run_name
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """A stage and what it resolves to on this run's process count."""
+
+    index: int
+    config: StageConfig
+    batch: StageBatch
+
+    @property
+    def name(self) -> str:
+        return self.config.name  # resolved once, by FastCuRLConfig (names.resolve_stage_names)
+
+    @property
+    def run_name(self) -> str:
+        """``stage-<N>-<name>``: the stage's checkpoint directory under ``output_dir`` and its Hub branch."""
+        return stage_run_name(self.index, self.name)
+
+
+def resolve_plan(
+    stages: Sequence[StageConfig], per_device_train_batch_size: int, num_processes: int, num_iterations: int = 1
+) -> list[StagePlan]:
+    """One ``StagePlan`` per stage: a pure function of the recipe and the process count (errors name the fix)."""
+    return [
+        StagePlan(index, stage, derive_stage_batch(stage, per_device_train_batch_size, num_processes, num_iterations))
+        for index, stage in enumerate(stages)
+    ]
 
 
 @dataclass
@@ -14,6 +48,7 @@ class StageRow:
 
     index: int
     name: str
+    run_name: str
     data: str
     dataset_size: int | None
     prompts_per_rollout_step: int
@@ -32,14 +67,16 @@ class StageRow:
 def plan_curriculum(config: FastCuRLConfig, dataset_sizes: list[int | None], num_processes: int) -> list[StageRow]:
     """The stage table: batch fields for ``num_processes`` processes, epochs over each stage's data, token bound."""
     rows = []
-    for index, (stage, size) in enumerate(zip(config.stages or [], dataset_sizes, strict=True)):
-        batch = derive_stage_batch(stage, config.per_device_train_batch_size, num_processes, config.num_iterations)
+    plans = resolve_plan(config.stages or [], config.per_device_train_batch_size, num_processes, config.num_iterations)
+    for plan, size in zip(plans, dataset_sizes, strict=True):
+        index, stage, batch = plan.index, plan.config, plan.batch
         prompts = stage.rollout_steps * stage.prompts_per_rollout_step
         source = stage.dataset or "train_dataset"
         rows.append(
             StageRow(
                 index=index,
-                name=stage.name,  # resolved once, by FastCuRLConfig
+                name=plan.name,
+                run_name=plan.run_name,
                 data=f"{source}{' [' + stage.segment + ']' if stage.segment else ''}",
                 dataset_size=size,
                 prompts_per_rollout_step=stage.prompts_per_rollout_step,

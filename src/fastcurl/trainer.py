@@ -35,8 +35,9 @@ from trl import GRPOTrainer
 from trl.trainer.callbacks import SyncRefModelCallback
 
 from .console import quiet_library_bars, silence_library_deprecations, use_stage_progress, verbose
-from .config import STAGE_OVERRIDABLE_FIELDS, FastCuRLConfig, StageConfig, derive_stage_batch, stage_run_name
-from .curriculum import CurriculumCallback, StagePlan
+from .config import STAGE_OVERRIDABLE_FIELDS, FastCuRLConfig, StageConfig
+from .curriculum import CurriculumCallback
+from .plan import StagePlan, resolve_plan
 from .data import SegmentCache, filter_by_prompt_length, load_math_dataset, make_synthetic_math
 from .guard import NoLearningGuard
 from .manifest import link_or_copy, read_stage_manifest, update_stage_manifest, write_run_manifest
@@ -239,12 +240,8 @@ class CurriculumGRPOTrainer(GRPOTrainer):
         if stages:
             with quiet_library_bars(not verbose(self.args)):
                 self._filter_stage_prompts(stages)
-            num_processes = self.accelerator.num_processes
-            plans = [
-                StagePlan(i, stage, derive_stage_batch(stage, self._base_values["per_device_train_batch_size"],
-                                                       num_processes, self.num_iterations))
-                for i, stage in enumerate(stages)
-            ]
+            plans = resolve_plan(stages, self._base_values["per_device_train_batch_size"],
+                                 self.accelerator.num_processes, self.num_iterations)
         self.curriculum = self.curriculum_class(plans)
         self.add_callback(self.curriculum)
         if stages and self.accelerator.num_processes > 1:
@@ -449,7 +446,7 @@ class CurriculumGRPOTrainer(GRPOTrainer):
         return plan
 
     def stage_checkpoint_dir(self, index: int) -> Path:
-        return Path(self.args.output_dir) / stage_run_name(index, self.curriculum.plans[index].name)
+        return Path(self.args.output_dir) / self.curriculum.plans[index].run_name
 
     def _restore_reference(self, index: int) -> None:
         """After a resume inside stage ``index``: its reference is the policy saved at the previous stage's end."""
@@ -528,9 +525,9 @@ class CurriculumGRPOTrainer(GRPOTrainer):
             return 0, 0
         self.curriculum.restore(saved)
         index = self.curriculum.stage_index
-        done = self.state.global_step - self.curriculum.stage_start_step
-        if done >= self.curriculum.plans[index].batch.optimizer_updates and index + 1 < len(self.curriculum.plans):
-            return index + 1, 0
+        if self.curriculum.stage_over(self.state) and index + 1 < len(self.curriculum.plans):
+            return index + 1, 0  # the callback, not a rule re-derived here, says the saved stage is over
+        done = self.curriculum.updates_done(self.state)
         return index, done * self.curriculum.plans[index].batch.gradient_accumulation_steps
 
     def _run_epoch(self, model, epoch, train_dataloader, steps_in_epoch, num_update_steps_per_epoch, trial,
@@ -576,7 +573,7 @@ class CurriculumGRPOTrainer(GRPOTrainer):
             num_update_steps_per_epoch=plan.batch.optimizer_updates,
             **passed,
         )
-        if self.curriculum.should_advance(self.state):
+        if self.curriculum.stage_over(self.state):  # not when SIGTERM or max_steps stopped the pass
             self._finish_stage(plan, time.monotonic() - started)
             fault_point("after_stage", plan.index + 1)
 
@@ -642,6 +639,7 @@ class CurriculumGRPOTrainer(GRPOTrainer):
                 {
                     "index": plan.index,
                     "name": plan.name,
+                    "run_name": plan.run_name,
                     "dataset": plan.config.dataset or "train_dataset",
                     "segment": plan.config.segment,
                     "dataset_size": len(self._stage_datasets[plan.index]),
@@ -655,10 +653,8 @@ class CurriculumGRPOTrainer(GRPOTrainer):
                 },
             )
         if self.hub_pusher is not None and self.args.save_stage_checkpoints:
-            from .hub import stage_branch
-
             self.hub_pusher.push(
-                checkpoint, stage_branch(plan.index, plan.name),
+                checkpoint, plan.run_name,
                 f"fastcurl stage {plan.index + 1}/{len(self.curriculum.plans)} '{plan.name}': updates "
                 f"{start + 1}-{self.state.global_step}",
             )
