@@ -330,5 +330,11 @@ CASES: list[tuple[str, str, object, bool]] = [
     ("interval", "\\lambda > 2", "\\lambda \\in [2,\\infty)", F),
     ("latex", "\\sin 30^\\circ", "\\frac12", T), ("latex", "\\cos 30^\\circ", "\\frac12", F),
     ("complex", "\\overline{2+3i}", "2-3i", T), ("complex", "|3+4i|", "5", T), ("kind", "|x|", "x", F),
-    ("kind", "\\overline{z}", "z", F), ("latex", "30^\\circ", "30", T), ("digits", "{52}_{8}", "52_8", T), ("digits", "{52}_{9}", "52_8", F),
+    ("kind", "\\overline{z}", "z", F), ("latex", "30^\\circ", "30", T),
+    # --- the second review: the symbolic check's own rounding, primes, powers of functions in degrees
+    ("radical", "\\pi+10^{-20}", "\\pi", F), ("radical", "\\sqrt{3}", "\\sqrt{3.0000000000000001}", F),
+    ("expression", "\\frac{245850922}{78256779}x", "\\pi x", F), ("equation", "f'(x)", "f(x)", F),
+    ("equation", "g'(x)=2x", "g(x)=2x", F), ("latex", "\\sin^2 30^\\circ", "\\frac14", T),
+    ("latex", "\\sin^2 30^\\circ", "\\sin^2 30", F),
+    ("expression", "x^2+(x-661429)(x+330465)(x-68512)", "x^2", F), ("digits", "{52}_{8}", "52_8", T), ("digits", "{52}_{9}", "52_8", F),
 ]

@@ -39,3 +39,28 @@ def test_guard_stays_quiet_when_groups_differ(tiny_model_path, tmp_path):
 
     trainer = _run(tiny_model_path, tmp_path, varied, max_completion_length=2)
     assert trainer.noop_guard.warnings == []
+
+
+def test_guard_names_the_cause_of_flat_groups():
+    """Clipping, a reward that is always 0 without clipping, and groups that all score the same non-zero reward."""
+    from transformers import TrainerControl, TrainerState
+
+    from fastcurl.guard import NoLearningGuard
+
+    def fire(logs):
+        guard = NoLearningGuard(lambda: ("L1-8k", 8192), patience=2)
+        for _ in range(2):
+            guard.on_log(None, TrainerState(), TrainerControl(), logs=dict(logs))
+        assert len(guard.warnings) == 1, guard.warnings
+        return guard.warnings[0]
+
+    capped = fire({"frac_reward_zero_std": 1.0, "completions/clipped_ratio": 1.0, "reward": 0.0})
+    assert "100% of completions hit max_completion_length=8192" in capped and "Raise" in capped
+    zero = fire({"frac_reward_zero_std": 1.0, "completions/clipped_ratio": 0.0, "reward": 0.0})
+    assert "every reward is 0" in zero and "ground truths" in zero
+    same = fire({"frac_reward_zero_std": 0.95, "completions/clipped_ratio": 1.0, "reward": 0.95})
+    assert "same reward (mean reward 0.95" in same and "too easy" in same
+    quiet = NoLearningGuard(lambda: ("L1-8k", 8192), patience=2)
+    for flat in (1.0, 0.5, 1.0):  # a streak broken by a step with varied groups
+        quiet.on_log(None, TrainerState(), TrainerControl(), logs={"frac_reward_zero_std": flat})
+    assert quiet.warnings == []

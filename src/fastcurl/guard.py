@@ -1,9 +1,12 @@
-"""The silent no-op guard: a GRPO run whose completions all hit the length cap learns nothing while looking fine.
+"""The silent no-op guard: a GRPO stage whose prompt groups all score alike learns nothing while looking fine.
 
-When nearly every completion is truncated, every reward is 0, every group of rollouts is flat (zero variance),
-every advantage is 0 and so is the gradient; loss curves stay smooth and nothing warns (TRL issues 5697 and
-6263). TRL already logs both signals per step: ``completions/clipped_ratio`` and ``frac_reward_zero_std`` (the
-share of flat groups). This callback watches them and speaks up, naming the stage and its cap.
+GRPO learns from differences inside a group of rollouts. When every group is flat (zero reward variance), every
+advantage is 0 and so is the gradient; loss curves stay smooth and nothing warns (TRL issues 5697 and 6263).
+TRL already logs the signals per step: ``frac_reward_zero_std`` (the share of flat groups),
+``completions/clipped_ratio`` and ``reward``. This callback watches them and speaks up, naming the stage and the
+likely cause: completions cut off by the length cap, a reward that scores everything 0 (empty or unparseable
+golds, a broken reward function), or groups that all score the same non-zero reward (data too easy, or a reward
+that does not tell completions apart).
 """
 
 from __future__ import annotations
@@ -16,8 +19,23 @@ from transformers import TrainerCallback
 logger = logging.getLogger(__name__)
 
 
+def flat_group_cause(clipped: float, mean_reward: float | None, cap: int, threshold: float) -> str:
+    """Why every group scored alike, in the words of the fix."""
+    if clipped >= threshold and not mean_reward:
+        return (f"{clipped:.0%} of completions hit max_completion_length={cap}, so none reaches an answer. Raise this "
+                "stage's max_completion_length, use easier data for it, or check that the reward can score a "
+                "truncated answer.")
+    if not mean_reward:
+        return (f"every reward is 0 although only {clipped:.0%} of completions hit max_completion_length={cap}. Check "
+                "that the ground truths are non-empty and parse (the dataset's answer column) and that the reward "
+                "function can score these completions.")
+    return (f"every completion of a prompt earns the same reward (mean reward {mean_reward:.3g}, {clipped:.0%} hit "
+            f"max_completion_length={cap}). The data may be too easy (or too hard) for this stage, or the reward "
+            "does not tell completions apart.")
+
+
 class NoLearningGuard(TrainerCallback):
-    """Warn (and optionally stop) when the clipped ratio and the flat-group share stay above ``threshold``.
+    """Warn (and optionally stop) when the flat-group share stays at or above ``threshold`` for ``patience`` logs.
 
     ``describe_stage`` returns the current stage's name and ``max_completion_length`` for the message.
     """
@@ -31,20 +49,21 @@ class NoLearningGuard(TrainerCallback):
         self.warnings: list[str] = []
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if not logs or "completions/clipped_ratio" not in logs or "frac_reward_zero_std" not in logs:
+        if not logs or "frac_reward_zero_std" not in logs:
             return
         stage, cap = self.describe_stage()
         if stage != self.stage:
             self.stage, self.streak = stage, 0
-        clipped, flat = float(logs["completions/clipped_ratio"]), float(logs["frac_reward_zero_std"])
-        self.streak = self.streak + 1 if clipped >= self.threshold and flat >= self.threshold else 0
+        flat = float(logs["frac_reward_zero_std"])
+        self.streak = self.streak + 1 if flat >= self.threshold else 0
         if self.streak != self.patience:
             return
+        clipped = float(logs.get("completions/clipped_ratio", 0.0))
+        reward = logs.get("reward")
+        cause = flat_group_cause(clipped, None if reward is None else float(reward), cap, self.threshold)
         message = (
-            f"[fastcurl] stage '{stage}' is probably learning nothing: for {self.patience} logged steps "
-            f"{clipped:.0%} of completions hit max_completion_length={cap} and {flat:.0%} of prompt groups have "
-            f"identical rewards, so advantages and gradients are zero. Raise this stage's max_completion_length, "
-            f"use easier data for it, or check that the reward can score a truncated answer."
+            f"[fastcurl] stage '{stage}' is probably learning nothing: for {self.patience} logged steps {flat:.0%} of "
+            f"prompt groups have identical rewards, so advantages and gradients are zero: {cause}"
         )
         self.warnings.append(message)
         logger.warning(message)

@@ -125,7 +125,7 @@ def _interval(s: str) -> str:
 
 
 _TRIG_DEGREES = re.compile(
-    r"(\\(?:sin|cos|tan|sec|csc|cot))\s*(\()?\s*(\d+(?:\.\d+)?)\s*(?:\^\s*\{?\s*\\circ\s*\}?|°|\\degree)\s*(?(2)\))"
+    r"(\\(?:sin|cos|tan|sec|csc|cot)(?:\s*\^\s*(?:\d|\{\d+\}))?)\s*(\()?\s*(\d+(?:\.\d+)?)\s*(?:\^\s*\{?\s*\\circ\s*\}?|°|\\degree)\s*(?(2)\))"
 )
 
 

@@ -11,7 +11,7 @@ goes to the symbolic check.
 Exact where it can be: a rational expression (``2^{64}-1``, ``20!+1``, ``(x+10^5)^2-2\\cdot 10^5x-10^{10}``)
 is evaluated in exact rationals, variables at random integer points of both signs, so a difference of one is
 seen and a polynomial identity is decided exactly (two different rational functions agree at a random point
-with a chance of degree / 2,000,000). Floats (``\\pi``, functions, irrational roots) may reject but accept only
+with a chance of degree / 2,000,000 at points no answer can be built for). Floats (``\\pi``, functions, irrational roots) may reject but accept only
 where float error cannot hide a difference: a value beyond 2^40 or below 10^-6, a long decimal or a large literal
 hands over to the symbolic check, and a gap is a difference only when it is larger than the rounding error the
 largest intermediate value could carry. An expression with a branch or a fold (a root, a fractional or variable
@@ -26,6 +26,7 @@ import cmath
 import math
 import random
 import re
+import secrets
 from collections.abc import Callable
 from fractions import Fraction
 from typing import Union
@@ -475,8 +476,11 @@ def _compile(text: str) -> tuple[Node, set[str], bool, bool]:
     return node, parser.symbols, parser.imprecise, parser.branched
 
 
+_SEED = secrets.token_hex(16)
+
+
 class _Points:
-    """The same random assignment for every symbol on both sides, seeded by the symbol names.
+    """The same random assignment for every symbol on both sides, seeded by the symbol names (the exact points also per process).
 
     ``exact``: integers up to EXACT_POINT_RANGE, all positive, all negative, then random signs; ``positive``: floats in [0.5, 2.5], small enough
     that float agreement means something; ``mixed``: the same magnitudes with random signs per variable, so that
@@ -487,10 +491,12 @@ class _Points:
         names: set[str] = set()
         for text in texts:
             names |= _compile(text)[1]
-        rng = random.Random(",".join(sorted(names)))
-        signs = [lambda: 1, lambda: -1] + [lambda: rng.choice((-1, 1))] * (NUM_POINTS - 2)
-        self.exact = [{name: Fraction(sign() * rng.randint(1, EXACT_POINT_RANGE)) for name in sorted(names)}
+        # Exact agreement accepts, so its points are drawn per process: no polynomial can be built to vanish there.
+        secret = random.Random(_SEED + ",".join(sorted(names)))
+        signs = [lambda: 1, lambda: -1] + [lambda: secret.choice((-1, 1))] * (NUM_POINTS - 2)
+        self.exact = [{name: Fraction(sign() * secret.randint(1, EXACT_POINT_RANGE)) for name in sorted(names)}
                       for sign in signs]
+        rng = random.Random(",".join(sorted(names)))
         self.positive = [{name: complex(rng.uniform(0.5, 2.5)) for name in sorted(names)} for _ in range(NUM_POINTS)]
         self.mixed = [{name: complex(rng.choice((-1, 1)) * rng.uniform(0.5, 2.5)) for name in sorted(names)}
                       for _ in range(NUM_POINTS)]

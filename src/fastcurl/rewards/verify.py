@@ -405,6 +405,8 @@ def gold_verdict(answer: str, gold: str) -> bool | None:
     norm_gold = normalize_answer(gold, thousands=not _list_like(answer))
     if norm_answer == norm_gold:
         return True
+    if norm_answer.count("'") != norm_gold.count("'"):
+        return False  # f'(x) is not f(x): the symbolic parser drops primes
     verdict = numbers_equal(norm_answer, norm_gold, is_percent(answer), is_percent(gold))
     if verdict is None:
         verdict = based_numbers_equal(norm_answer, norm_gold)

@@ -26,6 +26,9 @@ from collections.abc import Sequence
 from typing import IO
 
 
+SYMBOLIC_DIGITS = 40  # far beyond any gold's written precision: only exactly equal values agree to 40 digits
+
+
 def symbolic_equal(answer: str, golds: Sequence[str]) -> bool:
     """Parse the LaTeX answer and golds with math-verify (an ANTLR grammar building sympy) and compare them."""
     from math_verify import LatexExtractionConfig, parse, verify
@@ -36,7 +39,9 @@ def symbolic_equal(answer: str, golds: Sequence[str]) -> bool:
         return False
     for gold in golds:
         parsed_gold = parse(f"\\boxed{{{gold}}}", extraction_config=config, parsing_timeout=None)
-        if parsed_gold and verify(parsed_gold, parsed_answer, timeout_seconds=None):
+        # math-verify rounds numbers to 6 decimals and evaluates to 15 digits by default: \\pi+10^{-20} would be \\pi.
+        if parsed_gold and verify(parsed_gold, parsed_answer, float_rounding=SYMBOLIC_DIGITS,
+                                  numeric_precision=2 * SYMBOLIC_DIGITS, timeout_seconds=None):
             return True
     return False
 
