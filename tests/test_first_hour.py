@@ -180,8 +180,7 @@ def test_the_callers_config_is_left_as_given(tiny_model_path, tmp_path):
                             hub_model_id="me/never-pushed", stages=stages)
     before = config.to_dict()
     trainer = CurriculumGRPOTrainer(model=tiny_model_path, reward_funcs=lambda completions, **kw: [0.0] * len(
-        completions), args=config)
-    trainer.hub_pusher = None  # nothing leaves this machine; the point is the config object
+        completions), args=config, run_callbacks=[])  # nothing leaves this machine; the point is the config object
     trainer.train()
     assert trainer.args is not config and trainer.args.max_completion_length == 12
     assert config.to_dict() == before

@@ -40,7 +40,8 @@ from .curriculum import CurriculumCallback
 from .plan import StagePlan, resolve_plan
 from .data import SegmentCache, filter_by_prompt_length, load_math_dataset, make_synthetic_math
 from .guard import NoLearningGuard
-from .manifest import link_or_copy, read_stage_manifest, update_stage_manifest, write_run_manifest
+from .manifest import link_or_copy, read_stage_manifest
+from .run import HubPushCallback, standard_run_callbacks
 from .safety import (
     STAGING_DIR,
     FaultInjectionCallback,
@@ -136,8 +137,10 @@ class CurriculumGRPOTrainer(GRPOTrainer):
             keyed by stage name. Needs a ``prompt`` and a ``ground_truth`` column for the accuracy reward.
         eval_dataset: As ``GRPOTrainer``; by default built from ``args.eval_benchmarks``.
         processing_class: The tokenizer; loaded from ``model`` when omitted.
-        callbacks: Extra ``TrainerCallback``\ s; the curriculum, SIGTERM, no-op guard and Hub callbacks are added
-            by the trainer itself.
+        callbacks: Extra ``TrainerCallback``\ s; the curriculum, SIGTERM and no-op guard callbacks are added by
+            the trainer itself.
+        run_callbacks: The run features (``fastcurl.run``): manifests, the stage summary line, Hub pushes. None
+            attaches the standard set (``fastcurl.run.standard_run_callbacks``); a list attaches exactly those.
         **kwargs: Passed to ``GRPOTrainer`` (``peft_config``, ...).
 
     Example::
@@ -173,6 +176,7 @@ class CurriculumGRPOTrainer(GRPOTrainer):
         eval_dataset: Any = None,
         processing_class: Any = None,
         callbacks: list | None = None,
+        run_callbacks: list | None = None,
         **kwargs: Any,
     ) -> None:
         silence_library_deprecations()
@@ -246,17 +250,10 @@ class CurriculumGRPOTrainer(GRPOTrainer):
         self.add_callback(self.curriculum)
         if stages and self.accelerator.num_processes > 1:
             self._check_ranks_agree(stages)
-        self.hub_pusher = None
-        if push_stages and self.args.should_save:
-            from .hub import HubPusher
-
-            self.hub_pusher = HubPusher(
-                repo_id=self.args.hub_model_id or Path(self.args.output_dir).name,
-                run_dir=self.args.output_dir,
-                token=self.args.hub_token,
-                private=self.args.hub_private_repo,
-                overwrite_branches=self.args.hub_overwrite_branches,
-            )
+        if run_callbacks is None:
+            run_callbacks = standard_run_callbacks(self.args, push_to_hub=push_stages)
+        for callback in run_callbacks:
+            self.add_callback(callback)
         self.graceful_stop = GracefulStop()
         self.add_callback(self.graceful_stop)
         self.add_callback(FaultInjectionCallback())
@@ -554,11 +551,7 @@ class CurriculumGRPOTrainer(GRPOTrainer):
         if resuming_here and resumed_updates is None and epoch > 0:
             self._complete_interrupted_stage_end(epoch - 1)
         plan = self._enter_stage(epoch, resumed_updates=resumed_updates)
-        if epoch == 0 and resumed_updates is None and self.args.should_save:
-            write_run_manifest(
-                self.args.output_dir, self.args.to_dict(), self.args.seed, self.model.config._name_or_path
-            )
-        self._announce_stage(plan)
+        self._stage_event("on_stage_begin", plan=plan, resumed=resumed_updates is not None)
         started = time.monotonic()
         logger.info(
             f"Stage {epoch + 1}/{len(self.curriculum.plans)} '{plan.name}': {plan.config.rollout_steps} rollout steps, "
@@ -590,21 +583,6 @@ class CurriculumGRPOTrainer(GRPOTrainer):
         logger.warning(f"Stage {index + 1} ended but its stage checkpoint or record is missing; writing it now.")
         self._finish_stage(self.curriculum.plans[index], 0.0)
 
-    def _announce_stage(self, plan: StagePlan) -> None:
-        """Show the stage on the progress bar and send its name to trackers that take text (metrics are floats)."""
-        label = f"stage {plan.index + 1}/{len(self.curriculum.plans)} {plan.name}"
-        for callback in self.callback_handler.callbacks:
-            bar = getattr(callback, "training_bar", None)
-            if bar is not None:
-                bar.set_description(label)
-            writer = getattr(callback, "tb_writer", None)
-            if writer is not None:
-                writer.add_text("curriculum/stage_name", label, self.state.global_step)
-            run = getattr(getattr(callback, "_wandb", None), "run", None)
-            if run is not None:
-                run.config.update({f"curriculum/stage_{plan.index + 1}": plan.name}, allow_val_change=True)
-                run.summary["curriculum/stage_name"] = plan.name
-
     def stage_metrics(self, plan: StagePlan) -> dict[str, float]:
         """Means of the stage's logged training metrics over its steps."""
         start = self.curriculum.stage_start_steps[plan.index]
@@ -633,47 +611,34 @@ class CurriculumGRPOTrainer(GRPOTrainer):
                 self.evaluate()
             metrics.update({k: v for e in latest() for k, v in e.items() if k.startswith("eval/")})
         start = self.curriculum.stage_start_steps[plan.index]
-        if self.args.should_save:
-            update_stage_manifest(
-                self.args.output_dir,
-                {
-                    "index": plan.index,
-                    "name": plan.name,
-                    "run_name": plan.run_name,
-                    "dataset": plan.config.dataset or "train_dataset",
-                    "segment": plan.config.segment,
-                    "dataset_size": len(self._stage_datasets[plan.index]),
-                    "settings": plan.config.to_dict(),
-                    "batch": vars(plan.batch),
-                    "first_global_step": start + 1,
-                    "last_global_step": self.state.global_step,
-                    "seconds": round(seconds, 2),
-                    "metrics": metrics,
-                    "checkpoint": str(checkpoint) if self.args.save_stage_checkpoints else None,
-                },
-            )
-        if self.hub_pusher is not None and self.args.save_stage_checkpoints:
-            self.hub_pusher.push(
-                checkpoint, plan.run_name,
-                f"fastcurl stage {plan.index + 1}/{len(self.curriculum.plans)} '{plan.name}': updates "
-                f"{start + 1}-{self.state.global_step}",
-            )
-        summary = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
-        message = (
-            f"[fastcurl] stage {plan.index + 1}/{len(self.curriculum.plans)} '{plan.name}' done: steps "
-            f"{start + 1}-{self.state.global_step}, {summary}, {seconds:.1f}s"
-        )
-        if self.is_world_process_zero():
-            self._console_line(message)
+        record = {
+            "index": plan.index,
+            "name": plan.name,
+            "run_name": plan.run_name,
+            "dataset": plan.config.dataset or "train_dataset",
+            "segment": plan.config.segment,
+            "dataset_size": len(self._stage_datasets[plan.index]),
+            "settings": plan.config.to_dict(),
+            "batch": vars(plan.batch),
+            "first_global_step": start + 1,
+            "last_global_step": self.state.global_step,
+            "seconds": round(seconds, 2),
+            "metrics": metrics,
+            "checkpoint": str(checkpoint) if self.args.save_stage_checkpoints else None,
+        }
+        self._stage_event("on_stage_end", plan=plan, record=record)
 
-    def _console_line(self, message: str) -> None:
-        """A line on the console above the progress bar (not glued to it), or a plain print without a bar."""
-        bar = next((c.training_bar for c in self.callback_handler.callbacks
-                    if getattr(c, "training_bar", None) is not None), None)
-        if bar is not None:
-            bar.write(message)
-        else:
-            print(message, flush=True)
+    def _stage_event(self, event: str, **kwargs: Any) -> None:
+        """``on_stage_begin`` / ``on_stage_end`` to every callback that implements it (see ``fastcurl.run``)."""
+        for callback in self.callback_handler.callbacks:
+            handler = getattr(callback, event, None)
+            if handler is not None:
+                handler(self, **kwargs)
+
+    @property
+    def hub_pusher(self) -> Any:
+        """The attached ``HubPushCallback``'s pusher (its results), or None when the run does not push."""
+        return next((c.pusher for c in self.callback_handler.callbacks if isinstance(c, HubPushCallback)), None)
 
     # ------------------------------------------------------------------------------------------ crash safety
 
@@ -687,14 +652,9 @@ class CurriculumGRPOTrainer(GRPOTrainer):
                 output = super().train(*args, **kwargs)
         finally:
             self.graceful_stop.uninstall()
-        if self.hub_pusher is not None:
-            if not self.stopped_by_signal:
-                self.save_final_model()
-                self.hub_pusher.push(self.args.output_dir, "main",
-                                     f"fastcurl: final model after {self.state.global_step} updates")
-            failed = [r for r in self.hub_pusher.wait() if not r.ok]
-            if failed:
-                logger.error(f"{len(failed)} Hub push(es) failed: {[(r.branch, r.error) for r in failed]}")
+        for callback in self.callback_handler.callbacks:
+            if isinstance(callback, HubPushCallback):
+                callback.finish(self)
         return output
 
     def save_final_model(self, output_dir: str | None = None) -> Path:
