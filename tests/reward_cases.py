@@ -336,5 +336,6 @@ CASES: list[tuple[str, str, object, bool]] = [
     ("expression", "\\frac{245850922}{78256779}x", "\\pi x", F), ("equation", "f'(x)", "f(x)", F),
     ("equation", "g'(x)=2x", "g(x)=2x", F), ("latex", "\\sin^2 30^\\circ", "\\frac14", T),
     ("latex", "\\sin^2 30^\\circ", "\\sin^2 30", F),
-    ("expression", "x^2+(x-661429)(x+330465)(x-68512)", "x^2", F), ("digits", "{52}_{8}", "52_8", T), ("digits", "{52}_{9}", "52_8", F),
+    ("expression", "x^2+(x-661429)(x+330465)(x-68512)", "x^2", F),
+    ("choice", "no", "on", F), ("choice", "No", "no", T), ("expression", "ba", "ab", T), ("digits", "{52}_{8}", "52_8", T), ("digits", "{52}_{9}", "52_8", F),
 ]

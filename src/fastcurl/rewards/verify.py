@@ -405,6 +405,8 @@ def gold_verdict(answer: str, gold: str) -> bool | None:
     norm_gold = normalize_answer(gold, thousands=not _list_like(answer))
     if norm_answer == norm_gold:
         return True
+    if norm_answer.isalpha() and norm_gold.isalpha() and (norm_answer.lower() in _WORDS or norm_gold.lower() in _WORDS):
+        return norm_answer.lower() == norm_gold.lower()  # "no" is not "on", though n*o = o*n
     if norm_answer.count("'") != norm_gold.count("'"):
         return False  # f'(x) is not f(x): the symbolic parser drops primes
     verdict = numbers_equal(norm_answer, norm_gold, is_percent(answer), is_percent(gold))
@@ -419,6 +421,9 @@ def gold_verdict(answer: str, gold: str) -> bool | None:
     return verdict
 
 
+# Short answers that are words, not products of variables (the fingerprint reads ab as a*b and ba as the same).
+_WORDS = frozenset("no yes on off or and if is it in at to up an as by do of so we am us be go not all none one two "
+                   "odd even true false".split())
 _RATIO = re.compile(r"^(\d+):(\d+)$")
 
 
