@@ -551,7 +551,7 @@ class CurriculumGRPOTrainer(GRPOTrainer):
         if resuming_here and resumed_updates is None and epoch > 0:
             self._complete_interrupted_stage_end(epoch - 1)
         plan = self._enter_stage(epoch, resumed_updates=resumed_updates)
-        self._stage_event("on_stage_begin", plan=plan, resumed=resumed_updates is not None)
+        self._run_event("on_stage_begin", plan=plan, resumed=resumed_updates is not None)
         started = time.monotonic()
         logger.info(
             f"Stage {epoch + 1}/{len(self.curriculum.plans)} '{plan.name}': {plan.config.rollout_steps} rollout steps, "
@@ -626,10 +626,10 @@ class CurriculumGRPOTrainer(GRPOTrainer):
             "metrics": metrics,
             "checkpoint": str(checkpoint) if self.args.save_stage_checkpoints else None,
         }
-        self._stage_event("on_stage_end", plan=plan, record=record)
+        self._run_event("on_stage_end", plan=plan, record=record)
 
-    def _stage_event(self, event: str, **kwargs: Any) -> None:
-        """``on_stage_begin`` / ``on_stage_end`` to every callback that implements it (see ``fastcurl.run``)."""
+    def _run_event(self, event: str, **kwargs: Any) -> None:
+        """``on_stage_begin`` / ``on_stage_end`` / ``on_run_end`` to every callback that has it (see ``fastcurl.run``)."""
         for callback in self.callback_handler.callbacks:
             handler = getattr(callback, event, None)
             if handler is not None:
@@ -652,9 +652,7 @@ class CurriculumGRPOTrainer(GRPOTrainer):
                 output = super().train(*args, **kwargs)
         finally:
             self.graceful_stop.uninstall()
-        for callback in self.callback_handler.callbacks:
-            if isinstance(callback, HubPushCallback):
-                callback.finish(self)
+        self._run_event("on_run_end")
         return output
 
     def save_final_model(self, output_dir: str | None = None) -> Path:

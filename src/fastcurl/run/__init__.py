@@ -1,11 +1,12 @@
 """Run features, each a callback: manifests, the stage summary line, Hub pushes.
 
 The trainer keeps the stage mechanism; what a run does around it lives here, attached as callbacks. Besides
-TRL's events they may implement the curriculum's two stage events, which the trainer sends to every callback
-that has them:
+TRL's events they may implement the curriculum's events, which the trainer sends to every callback that has
+them:
 
 - ``on_stage_begin(trainer, plan, resumed)``: stage ``plan`` is now current (``resumed``: inside a resumed run);
 - ``on_stage_end(trainer, plan, record)``: it ended; ``record`` is its manifest entry (steps, metrics, checkpoint).
+- ``on_run_end(trainer)``: ``train()`` returned (after TRL's ``on_train_end``; the trainer is there to save).
 
 ``standard_run_callbacks`` is the set the CLI and a plain ``CurriculumGRPOTrainer(...)`` attach. To leave one
 out, pass your own list: ``CurriculumGRPOTrainer(..., run_callbacks=[ManifestCallback()])`` (or ``[]``).

@@ -42,7 +42,7 @@ class HubPushCallback(TrainerCallback):
                 f"{record['first_global_step']}-{record['last_global_step']}",
             )
 
-    def finish(self, trainer: Any) -> None:
+    def on_run_end(self, trainer: Any) -> None:
         """After ``train``: the final model to ``main`` (unless a signal stopped the run), then wait for all."""
         if not trainer.stopped_by_signal:
             trainer.save_final_model()
