@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
 import pytest
+from notebook_kernel import execute_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -14,17 +14,9 @@ NOTEBOOKS = ROOT / "notebooks"
 
 def execute(name: str, cwd: Path, env: dict[str, str]) -> list:
     nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
     book = nbformat.read(NOTEBOOKS / name, as_version=4)
     assert all(not c.get("outputs") for c in book.cells if c.cell_type == "code"), "commit notebooks without outputs"
-    old = dict(os.environ)
-    os.environ.update(env)
-    try:
-        nbclient.NotebookClient(book, timeout=900, kernel_name="python3",
-                                resources={"metadata": {"path": str(cwd)}}).execute()
-    finally:
-        os.environ.clear()
-        os.environ.update(old)
+    execute_notebook(book, cwd, env, timeout=900)
     return book.cells
 
 

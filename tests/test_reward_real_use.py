@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from notebook_kernel import execute_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
@@ -83,16 +84,8 @@ def test_workers_per_process_leave_room_for_every_rank(monkeypatch):
 def test_the_reward_in_a_jupyter_kernel(tmp_path):
     """A notebook's __main__ is the kernel: workers that re-imported it could not start at all."""
     nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
     book = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(SCRIPT)])
-    old = dict(os.environ)
-    os.environ.update(ENV)
-    try:
-        nbclient.NotebookClient(book, timeout=300, kernel_name="python3",
-                                resources={"metadata": {"path": str(tmp_path)}}).execute()
-    finally:
-        os.environ.clear()
-        os.environ.update(old)
+    execute_notebook(book, tmp_path, ENV, timeout=300)
     text = "".join(o.get("text", "") for o in book.cells[0].outputs)
     assert text.count("TOP LEVEL") == 1 and "SCORES [1.0, 1.0, 0.0, 1.0]" in text, text
 
