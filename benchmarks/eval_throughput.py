@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from fastcurl.evaluation import SamplingSettings, TransformersBackend, load_benchmark
-from fastcurl.models import resolve_model
+from fastcurl.generation.models import resolve_model
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fastcurl" / "test"
 

@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 
 from fastcurl.evaluation import SamplingSettings, TransformersBackend, load_benchmark
-from fastcurl.models import resolve_model
-from fastcurl.vllm_server import make_disk_sync_client, preflight
+from fastcurl.generation.models import resolve_model
+from fastcurl.generation.vllm_server import make_disk_sync_client, preflight
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fastcurl" / "test"
 

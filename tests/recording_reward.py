@@ -2,6 +2,7 @@
 
 ``FASTCURL_TEST_RECORD`` names a JSONL file that gets, per reward call, the global step, the prompts, the
 completion lengths and the scores. ``FASTCURL_TEST_SIGTERM_AT=N`` sends SIGTERM to this process during update N.
+``FASTCURL_TEST_REWARD_SLEEP=S`` makes each call take S seconds longer; ``FASTCURL_TEST_HANG_AT=N`` hangs in update N (and writes ``<record>.hanging``). Importing it also arms ``fault_injection`` (``FASTCURL_FAULT``).
 """
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 
+import fault_injection  # noqa: F401 (arms FASTCURL_FAULT in this process)
 from fastcurl.rewards import plain_accuracy_reward
 
 
@@ -21,6 +24,12 @@ def recorded_reward(prompts, completions, completion_ids, trainer_state, **kwarg
         with open(path, "a") as f:
             f.write(json.dumps({"step": step, "prompts": [p[-1]["content"] for p in prompts],
                                 "lengths": [len(ids) for ids in completion_ids], "scores": scores}) + "\n")
+    time.sleep(float(os.environ.get("FASTCURL_TEST_REWARD_SLEEP", "0")))
+    if os.environ.get("FASTCURL_TEST_HANG_AT") == str(step):
+        if path:
+            with open(path + ".hanging", "w") as f:
+                f.write(str(step))
+        time.sleep(100_000)  # a reward stuck on a dead server
     if os.environ.get("FASTCURL_TEST_SIGTERM_AT") == str(step):
         os.kill(os.getpid(), signal.SIGTERM)
     plain_accuracy_reward(completions, kwargs["ground_truth"])  # exercise the real verifier too

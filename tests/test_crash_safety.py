@@ -15,7 +15,8 @@ import yaml
 from transformers import AutoModelForCausalLM
 
 from fastcurl import CurriculumGRPOTrainer, FastCuRLConfig, StageConfig
-from fastcurl.safety import RewardErrorLimit, find_last_checkpoint
+from fastcurl.run.checkpoints import find_last_checkpoint, mark_complete
+from fastcurl.run.reward_errors import RewardErrorLimit
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
@@ -105,21 +106,24 @@ def test_sigterm_saves_a_checkpoint_and_stops_cleanly(tiny_model_path, tmp_path,
 
 
 def test_incomplete_checkpoints_are_ignored(tmp_path):
-    for step, state in ((1, "{}"), (2, "{}"), (3, '{"trunc')):
+    for step in (1, 2, 3):
         (tmp_path / f"checkpoint-{step}").mkdir()
-        (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text(state)
-    (tmp_path / "checkpoint-4").mkdir()  # no trainer state at all
+        (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text('{"global_step": %d}' % step)
+        mark_complete(tmp_path / f"checkpoint-{step}")
+    (tmp_path / "checkpoint-3" / "trainer_state.json").write_text('{"trunc')  # cut after it was proven complete
+    (tmp_path / "checkpoint-4").mkdir()  # its writing never finished: no marker
+    (tmp_path / "checkpoint-4" / "trainer_state.json").write_text("{}")
     (tmp_path / ".staging" / "checkpoint-5").mkdir(parents=True)
     assert find_last_checkpoint(tmp_path).name == "checkpoint-2"
 
 
-def small_trainer(tiny_model_path, tmp_path, reward, **kwargs) -> CurriculumGRPOTrainer:
+def small_trainer(tiny_model_path, tmp_path, reward, eval_dataset=None, **kwargs) -> CurriculumGRPOTrainer:
     stages = [StageConfig(name="only", dataset="synthetic", dataset_kwargs={"num_problems": 32},
                           max_completion_length=8, num_generations=4, prompts_per_rollout_step=2, rollout_steps=3)]
     args = FastCuRLConfig(output_dir=str(tmp_path), use_cpu=True, report_to="none", logging_steps=1,
                           per_device_train_batch_size=8, seed=0, stages=stages, disable_tqdm=True,
                           **{"save_strategy": "no", **kwargs})
-    return CurriculumGRPOTrainer(model=tiny_model_path, reward_funcs=reward, args=args)
+    return CurriculumGRPOTrainer(model=tiny_model_path, reward_funcs=reward, args=args, eval_dataset=eval_dataset)
 
 
 def poisoned(completions, ground_truth, **kwargs):
@@ -168,3 +172,161 @@ def test_out_of_memory_names_the_stage_and_its_lengths(tiny_model_path, tmp_path
     with pytest.raises(torch.OutOfMemoryError, match=r"stage 1 'only' with max_completion_length=8, "
                                                      r"num_generations=4.*Tried to allocate"):
         trainer.train()
+
+
+def copy_run(source: Path, target: Path) -> Path:
+    import shutil
+
+    shutil.copytree(source, target)
+    return target
+
+
+def test_a_truncated_newest_checkpoint_is_skipped_with_its_name(tiny_model_path, tmp_path, uninterrupted):
+    """Row 4: the newest checkpoint's weights cut short, then --resume: the previous complete one, named."""
+    full_dir, full = uninterrupted
+    out = copy_run(full_dir, tmp_path / "run")
+    weights_file = out / "checkpoint-5" / "model.safetensors"
+    with open(weights_file, "r+b") as handle:
+        handle.truncate(weights_file.stat().st_size // 2)
+    record = tmp_path / "record.jsonl"
+    resumed = cli(tmp_path, tiny_model_path, out, record, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"skipping incomplete checkpoint {out / 'checkpoint-5'}: model.safetensors is" in resumed.stdout
+    assert f"resuming from {out / 'checkpoint-4'}" in resumed.stdout
+    assert records(record)[5] == full[5]
+    final, reference = weights(out), weights(full_dir)
+    assert all(torch.equal(final[n], t) for n, t in reference.items())
+    assert find_last_checkpoint(out).name == "checkpoint-5"  # written again, whole
+
+
+def test_resume_refuses_a_checkpoint_of_another_recipe(tiny_model_path, tmp_path, uninterrupted):
+    """Row 7b: the resolved stages differ from the checkpoint's: refused unless forced."""
+    full_dir, _ = uninterrupted
+    out = copy_run(full_dir, tmp_path / "run")
+    for name in ("checkpoint-4", "checkpoint-5", "stage-2-long"):
+        import shutil
+
+        shutil.rmtree(out / name)
+    changed = recipe(tiny_model_path)
+    changed["stages"][1]["rollout_steps"] = 4
+    path = tmp_path / "changed.yaml"
+    path.write_text(yaml.safe_dump(changed))
+    environment = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{TESTS}"}
+    command = [sys.executable, "-m", "fastcurl.cli", "train", "--config", str(path), "--output_dir", str(out),
+               "--resume"]
+    refused = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=300)
+    assert refused.returncode == 2 and "trained under another recipe" in refused.stderr, refused.stderr[-2000:]
+    assert "Traceback" not in refused.stderr
+    forced = subprocess.run([*command, "--resume_with_changed_recipe", "true"], capture_output=True, text=True,
+                            env=environment, timeout=300)
+    assert forced.returncode == 0, forced.stderr[-3000:]
+    assert find_last_checkpoint(out).name == "checkpoint-6"
+
+
+def test_one_run_per_output_dir(tiny_model_path, tmp_path):
+    """Row 8: a second run on a live run's output_dir is refused; a dead run's lock is taken over."""
+    out, record = tmp_path / "run", tmp_path / "record.jsonl"
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe(tiny_model_path)))
+    environment = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{TESTS}", "FASTCURL_TEST_RECORD": str(record)}
+    command = [sys.executable, "-m", "fastcurl.cli", "train", "--config", str(path), "--output_dir", str(out)]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**environment, "FASTCURL_TEST_REWARD_SLEEP": "4"})
+    try:
+        lock = out / ".fastcurl.lock"
+        deadline = __import__("time").monotonic() + 240
+        while not lock.exists() and first.poll() is None and __import__("time").monotonic() < deadline:
+            __import__("time").sleep(0.2)
+        assert lock.exists(), "the first run never took the lock"
+        second = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=300)
+        assert second.returncode == 2 and "is in use by another run (pid" in second.stderr, second.stderr[-2000:]
+        assert first.poll() is None  # the first run is untouched ...
+    finally:
+        stdout, stderr = first.communicate(timeout=600)
+    assert first.returncode == 0, stderr[-3000:]  # ... and finishes with its own checkpoints only
+    manifest = json.loads((out / "stage_manifest.json").read_text())["stages"]
+    assert [(s["first_global_step"], s["last_global_step"]) for s in manifest] == [(1, 2), (3, 5)]
+    assert not (out / ".fastcurl.lock").exists()
+    # A lock left by a process that died (SIGKILL leaves it behind) is taken over.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    import socket
+
+    (out / ".fastcurl.lock").write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname(), "started": "x"}))
+    again = subprocess.run([*command, "--resume"], capture_output=True, text=True, env=environment, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+
+
+def test_a_reward_that_fails_on_the_batch_is_counted(tiny_model_path, tmp_path):
+    """Row 11: a batch call that raises while every single sample scores: logged and counted."""
+
+    def batch_shy(completions, **kwargs):
+        if len(completions) > 1:
+            raise RuntimeError("this reward cannot score a batch")
+        return [1.0]
+
+    trainer = small_trainer(tiny_model_path, tmp_path, batch_shy, reward_error_limit=1000)
+    trainer.train()
+    logged = [e for e in trainer.state.log_history if "rewards/batch_shy/batch_errors" in e]
+    assert [e["rewards/batch_shy/batch_errors"] for e in logged] == [1.0, 2.0, 3.0]
+    assert all(e["rewards/batch_shy/errors"] == 0 for e in logged)
+
+
+def test_best_model_survives_rotation(tiny_model_path, tmp_path):
+    """Row 7: load_best_model_at_end with save_total_limit: the best checkpoint is a final path and is kept."""
+    from datasets import Dataset
+
+    from fastcurl.data import make_synthetic_math
+
+    evaluation = Dataset.from_list(list(make_synthetic_math(num_problems=4, seed=3)))
+    trainer = small_trainer(tiny_model_path, tmp_path, poisoned, reward_error_limit=1000, save_strategy="steps",
+                            save_steps=1, eval_strategy="steps", eval_steps=1, save_total_limit=1,
+                            load_best_model_at_end=True, metric_for_best_model="reward", greater_is_better=True,
+                            per_device_eval_batch_size=8, eval_on_stage_end=False, eval_dataset=evaluation)
+    trainer.train()
+    best = Path(trainer.state.best_model_checkpoint)
+    assert best.parent == tmp_path and best.is_dir() and find_last_checkpoint(tmp_path) is not None
+    assert ".staging" not in str(best)
+
+
+def test_a_hanging_reward_ends_with_an_error_naming_it_and_the_stage(tiny_model_path, tmp_path):
+    """Row 6a: reward_timeout ends a reward call that never returns, naming the function and the stage."""
+    import time
+
+    out, record = tmp_path / "run", tmp_path / "record.jsonl"
+    started = time.monotonic()
+    hung = cli(tmp_path, tiny_model_path, out, record, "--reward_timeout", "5", env={"FASTCURL_TEST_HANG_AT": "4"})
+    assert hung.returncode != 0 and time.monotonic() - started < 240
+    assert "Reward function 'recorded_reward' did not return within 5 s (reward_timeout) in stage 2 'long', " \
+           "update 4" in hung.stderr, hung.stderr[-2000:]
+    assert find_last_checkpoint(out).name == "checkpoint-3"
+
+
+def test_sigterm_during_a_hanging_reward_saves_and_exits_within_the_grace_period(tiny_model_path, tmp_path,
+                                                                                   uninterrupted):
+    """Row 6b: SIGTERM from outside while the reward hangs: the last complete update is saved, exit 0 in 30 s."""
+    import time
+
+    full_dir, full = uninterrupted
+    out, record = tmp_path / "run", tmp_path / "record.jsonl"
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe(tiny_model_path)))
+    environment = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{TESTS}", "FASTCURL_TEST_RECORD": str(record),
+                   "FASTCURL_TEST_HANG_AT": "4"}
+    process = subprocess.Popen([sys.executable, "-m", "fastcurl.cli", "train", "--config", str(path), "--output_dir",
+                                str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
+    hanging = Path(str(record) + ".hanging")
+    deadline = time.monotonic() + 300
+    while not hanging.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert hanging.exists(), process.communicate()[1][-2000:]
+    process.send_signal(signal.SIGTERM)
+    sent = time.monotonic()
+    stdout, stderr = process.communicate(timeout=60)
+    assert time.monotonic() - sent < 30 and process.returncode == 0, stderr[-3000:]
+    assert "stopped by SIGTERM at update 3" in stdout
+    assert find_last_checkpoint(out).name == "checkpoint-3"
+    record.unlink()
+    resumed = cli(tmp_path, tiny_model_path, out, record, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert sorted(records(record)) == [4, 5]

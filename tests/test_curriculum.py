@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from datasets import Dataset
@@ -153,7 +155,7 @@ def test_stage_switch(tiny_model_path, tmp_path):
     assert all(lengths[s] <= 8 for s in (1, 3))
     assert all(8 < lengths[s] <= 24 for s in (5, 6))
 
-    stage_prompts = [set(p[-1]["content"] for p in d["prompt"]) for d in trainer._stage_datasets]
+    stage_prompts = [set(p[-1]["content"] for p in d["prompt"]) for d in trainer.stage_datasets]
     assert not stage_prompts[0] & stage_prompts[1]
     assert recorder.calls and {stage for stage, _ in recorder.calls} == {0, 1}
     for stage, prompts in recorder.calls:
@@ -175,15 +177,14 @@ def test_stage_switch(tiny_model_path, tmp_path):
     assert second["generation_batch_size"] == 8
     for key in ("max_completion_length", "max_new_tokens", "generation_kwargs_max_new_tokens"):
         assert (first[key], second[key]) == (8, 24)
-    assert second["train_dataset"] is trainer._stage_datasets[1]
+    assert second["train_dataset"] is trainer.stage_datasets[1]
 
 
 def test_stage_keeps_optimizer_and_reference_when_asked(tiny_model_path, tmp_path):
     probe = StageProbe()
     recorder = Recorder()
     stages = two_stages()
-    stages[1].reset_optimizer = False
-    stages[1].reset_reference = False
+    stages[1] = dataclasses.replace(stages[1], reset_optimizer=False, reset_reference=False)  # stages are frozen
     args = FastCuRLConfig(**small_config(tmp_path, beta=0.05), stages=stages)
     trainer = CurriculumGRPOTrainer(model=tiny_model_path, reward_funcs=[recorder], args=args, callbacks=[probe])
     probe.trainer = recorder.trainer = trainer
@@ -235,7 +236,7 @@ def test_prompt_length_filter_drops_long_prompts(tiny_model_path, tmp_path):
     trainer = CurriculumGRPOTrainer(
         model=tiny_model_path, reward_funcs=[length_reward], args=args, train_dataset=dataset
     )
-    kept = trainer._stage_datasets[0]
+    kept = trainer.stage_datasets[0]
     assert len(kept) == sum(n <= limit for n in lengths) < len(dataset)
     assert all(n_tokens(p) <= limit for p in kept["prompt"])
 

@@ -56,7 +56,7 @@ def test_regrade_of_written_samples(tmp_path):
 def _eval(tiny_model_path, data_dir, out, *extra):
     return subprocess.run(
         [sys.executable, "-m", "fastcurl.cli", "eval", "--model", tiny_model_path, "--benchmarks",
-         "aime2024,amc2023", "--data-dir", str(data_dir), "--samples", "4", "--max-tokens", "12", "--limit", "3",
+         "aime2024,amc2023", "--data_dir", str(data_dir), "--samples", "4", "--max_tokens", "12", "--limit", "3",
          "--out", str(out), "--backend", "transformers", *extra],
         capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
     )
@@ -99,12 +99,22 @@ def test_interrupted_eval_resumes_without_duplicates(tiny_model_path, shared_dat
     records = read_records(out / "samples.jsonl")
     keys = [(r["benchmark"], r["prompt_id"], r["sample"]) for r in records]
     assert len(keys) == len(set(keys)) == 24
+    # Cut inside the first line of a prompt (every earlier prompt whole): the cut line must go before appending.
+    lines = (out / "samples.jsonl").read_text().splitlines(keepends=True)
+    (out / "samples.jsonl").write_text("".join(lines[:8]) + lines[8][:10])
+    resumed = _eval(tiny_model_path, shared_data / "test", out)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "2 done before, 4 to generate" in resumed.stdout
+    text = (out / "samples.jsonl").read_text()
+    assert len(text.splitlines()) == len(read_records(out / "samples.jsonl")) == 24  # no line glued to a cut one
+    summary = json.loads((out / "results.json").read_text())
+    assert sum(summary[b]["samples"] for b in ("aime2024", "amc2023")) == 24  # every sample counted
 
 
 def test_eval_errors_before_loading_a_model(tmp_path):
     bad = subprocess.run(
         [sys.executable, "-m", "fastcurl.cli", "eval", "--model", "/nonexistent", "--benchmarks", "nosuch",
-         "--data-dir", str(tmp_path)],
+         "--data_dir", str(tmp_path)],
         capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
     )
     assert bad.returncode != 0 and "benchmark 'nosuch'" in bad.stderr and "Known names" in bad.stderr
@@ -115,7 +125,7 @@ def test_data_parallel_workers_keep_prompts_in_order(tiny_model_path, shared_dat
     from fastcurl.evaluation import load_benchmark
 
     out = tmp_path / "dp"
-    result = _eval(tiny_model_path, shared_data / "test", out, "--data-parallel", "2", "--batch-size", "8")
+    result = _eval(tiny_model_path, shared_data / "test", out, "--data_parallel", "2", "--batch_size", "8")
     assert result.returncode == 0, result.stderr[-3000:]
     records = read_records(out / "samples.jsonl")
     assert len({(r["benchmark"], r["prompt_id"], r["sample"]) for r in records}) == len(records) == 24

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fastcurl import precision
-from fastcurl.config import FastCuRLConfig
+from fastcurl.generation import precision
+from fastcurl.curriculum.config import FastCuRLConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
@@ -53,7 +53,7 @@ def test_automatic_precision_is_bf16_where_the_cpu_runs_it_natively(probe_says, 
 def test_explicit_setting_wins_and_a_slow_bf16_warns_with_the_slowdown(probe_says, tmp_path, caplog):
     probe_says(40.0)
     assert FastCuRLConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False).bf16 is False
-    with caplog.at_level(logging.WARNING, logger="fastcurl.precision"):
+    with caplog.at_level(logging.WARNING, logger="fastcurl.generation.precision"):
         config = FastCuRLConfig(output_dir=str(tmp_path), use_cpu=True, bf16=True)
     assert config.bf16 is True
     assert "40x slower than in float32" in caplog.text
@@ -61,7 +61,7 @@ def test_explicit_setting_wins_and_a_slow_bf16_warns_with_the_slowdown(probe_say
 
 def test_the_real_probe_on_an_avx2_capped_cpu_picks_float32(tmp_path):
     code = (
-        "from fastcurl.config import FastCuRLConfig\n"
+        "from fastcurl.curriculum.config import FastCuRLConfig\n"
         f"c = FastCuRLConfig(output_dir={str(tmp_path)!r}, use_cpu=True)\n"
         "print('BF16', c.bf16); print('REASON', c.precision.reason)\n"
     )

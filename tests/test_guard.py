@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastcurl import CurriculumGRPOTrainer, FastCuRLConfig, StageConfig
 from fastcurl.rewards import accuracy_reward
+from fastcurl.run import NoLearningGuard
 
 
 def _run(tiny_model_path, tmp_path, reward, max_completion_length, stop=False):
@@ -21,8 +22,8 @@ def _run(tiny_model_path, tmp_path, reward, max_completion_length, stop=False):
 
 def test_guard_fires_on_a_cap_that_truncates_everything(tiny_model_path, tmp_path, capsys):
     trainer = _run(tiny_model_path, tmp_path, accuracy_reward, max_completion_length=2)
-    assert len(trainer.noop_guard.warnings) == 1
-    message = trainer.noop_guard.warnings[0]
+    assert len(trainer.run_callback(NoLearningGuard).warnings) == 1
+    message = trainer.run_callback(NoLearningGuard).warnings[0]
     assert "stage 'capped'" in message and "max_completion_length=2" in message
     assert "probably learning nothing" in capsys.readouterr().out
     assert trainer.state.global_step == 6  # warns, does not stop by default
@@ -38,17 +39,21 @@ def test_guard_stays_quiet_when_groups_differ(tiny_model_path, tmp_path):
         return [float(i % 2) for i in range(len(completions))]
 
     trainer = _run(tiny_model_path, tmp_path, varied, max_completion_length=2)
-    assert trainer.noop_guard.warnings == []
+    assert trainer.run_callback(NoLearningGuard).warnings == []
 
 
 def test_guard_names_the_cause_of_flat_groups():
     """Clipping, a reward that is always 0 without clipping, and groups that all score the same non-zero reward."""
     from transformers import TrainerControl, TrainerState
 
-    from fastcurl.guard import NoLearningGuard
+    from fastcurl.curriculum.plan import resolve_plan
+    from fastcurl.run.guard import NoLearningGuard
+
+    plan = resolve_plan([StageConfig(name="L1-8k", max_completion_length=8192, rollout_steps=1)], 8, 1)[0]
 
     def fire(logs):
-        guard = NoLearningGuard(lambda: ("L1-8k", 8192), patience=2)
+        guard = NoLearningGuard(patience=2)
+        guard.on_stage_begin(None, plan, resumed=False)
         for _ in range(2):
             guard.on_log(None, TrainerState(), TrainerControl(), logs=dict(logs))
         assert len(guard.warnings) == 1, guard.warnings
@@ -60,7 +65,8 @@ def test_guard_names_the_cause_of_flat_groups():
     assert "every reward is 0" in zero and "ground truths" in zero
     same = fire({"frac_reward_zero_std": 0.95, "completions/clipped_ratio": 1.0, "reward": 0.95})
     assert "same reward (mean reward 0.95" in same and "too easy" in same
-    quiet = NoLearningGuard(lambda: ("L1-8k", 8192), patience=2)
+    quiet = NoLearningGuard(patience=2)
+    quiet.on_stage_begin(None, plan, resumed=False)
     for flat in (1.0, 0.5, 1.0):  # a streak broken by a step with varied groups
         quiet.on_log(None, TrainerState(), TrainerControl(), logs={"frac_reward_zero_std": flat})
     assert quiet.warnings == []

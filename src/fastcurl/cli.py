@@ -6,7 +6,7 @@ FastCuRLConfig field can be overridden on the command line as in TRL and open-r1
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import sys
 from dataclasses import dataclass, field
 
@@ -47,7 +47,7 @@ class RunArguments:
 
 def model_dtype(torch_dtype: str | None, config) -> str | None:
     """The dtype a training run loads its model in; None leaves TRL's default."""
-    from .precision import resolve_dtype, runs_on_cpu
+    from .generation.precision import resolve_dtype, runs_on_cpu
 
     if torch_dtype in (None, "auto"):
         if not runs_on_cpu(config.use_cpu):
@@ -104,7 +104,7 @@ def train_help() -> str:
 
     from trl import GRPOConfig
 
-    from .config import FastCuRLConfig, StageConfig
+    from .curriculum.config import FastCuRLConfig, StageConfig
 
     inherited = [f.name for f in dataclasses.fields(GRPOConfig)]
     lines = [
@@ -140,15 +140,15 @@ def train_help() -> str:
 def parse_train_args(argv: list[str] | None = None, prog: str = "fastcurl train", need_model: bool = True):
     from trl import TrlParser
 
-    from .config import FastCuRLConfig
+    from .curriculum.config import FastCuRLConfig
 
     parser = TrlParser((FastCuRLConfig, RunArguments), prog=prog)
     config, run = parser.parse_args_and_config(args=argv)
     if need_model and not run.model_name_or_path:
         parser.error("model_name_or_path is required (in the recipe or as --model_name_or_path).")
     if run.max_steps_per_stage is not None and config.stages:
-        for stage in config.stages:
-            stage.rollout_steps = min(stage.rollout_steps, run.max_steps_per_stage)
+        config.stages = [dataclasses.replace(s, rollout_steps=min(s.rollout_steps, run.max_steps_per_stage))
+                         for s in config.stages]
     return config, run
 
 
@@ -167,9 +167,9 @@ def train(argv: list[str] | None = None) -> None:
         os.environ.setdefault("DS_ACCELERATOR", "cpu")  # else DeepSpeed warns at import that it found no GPU
     config, run = parse_train_args(argv)  # the whole recipe is validated here, before any model loads
 
-    from .models import resolve_model
-    from .safety import find_last_checkpoint
-    from .trainer import CurriculumGRPOTrainer
+    from .generation.models import resolve_model
+    from .run.checkpoints import find_last_checkpoint
+    from .curriculum.trainer import CurriculumGRPOTrainer
 
     rewards = [load_reward(name) for name in run.reward_funcs]
     model = resolve_model(run.model_name_or_path, run.gguf_file)
@@ -202,31 +202,10 @@ def train(argv: list[str] | None = None) -> None:
 
 def segment(argv: list[str] | None = None) -> None:
     """``fastcurl segment INPUT --out DIR``: segments as parquet, stats JSON, a length histogram, leaks."""
-    parser = argparse.ArgumentParser(
-        prog="fastcurl segment",
-        description="Split a math training set by raw prompt length (FastCuRL: L1 <= mean < L3, L2 = all).",
-    )
-    parser.add_argument("input", help="verl parquet, JSONL/CSV/parquet problem file, directory or Hub dataset id.")
-    parser.add_argument("--out", required=True, help="Output directory for segments, stats.json and the plot.")
-    parser.add_argument("--num-segments", type=int, default=2, help="2 = FastCuRL's L1/L2/L3; k > 2 = quantiles.")
-    parser.add_argument("--tokenizer", help="Measure lengths in this tokenizer's tokens instead of characters.")
-    parser.add_argument("--split", default="train", help="Split to load for a Hub dataset id.")
-    parser.add_argument("--problem-column", help="Problem column of a plain file (default: prompt/problem/question).")
-    parser.add_argument("--answer-column", help="Answer column of a plain file (default: ground_truth/answer/...).")
-    parser.add_argument(
-        "--eval", nargs="*", default=[], metavar="PATH",
-        help="Evaluation files or directories to check the training problems against for contamination.",
-    )
-    parser.add_argument("--ngram", type=int, default=8, help="Tokens per n-gram for near-duplicate detection.")
-    parser.add_argument(
-        "--overlap", type=float, default=0.7, help="Share of shared n-grams that makes a near duplicate."
-    )
-    args = parser.parse_args(argv)
-    if args.num_segments < 2:
-        parser.error(f"--num-segments must be at least 2, got {args.num_segments}.")
-    if not 0 < args.overlap <= 1:
-        parser.error(f"--overlap must be in (0, 1], got {args.overlap}.")
-    eval_paths = _expand_eval_paths(parser, args.eval)
+    from .cli_args import SegmentArguments, parse_verb
+
+    args = parse_verb(SegmentArguments, argv or [], "fastcurl segment", positional="input")
+    eval_paths = _expand_eval_paths(args.eval)
 
     import json
     from pathlib import Path
@@ -272,7 +251,7 @@ def segment(argv: list[str] | None = None) -> None:
     print(f"[fastcurl] stats {out / 'stats.json'}, histogram {plot}")
 
 
-def _expand_eval_paths(parser: argparse.ArgumentParser, given: list[str]):
+def _expand_eval_paths(given: list[str]):
     """Evaluation files, a directory standing for the files inside it; missing paths fail before any work."""
     from pathlib import Path
 
@@ -286,50 +265,53 @@ def _expand_eval_paths(parser: argparse.ArgumentParser, given: list[str]):
         elif path.is_file():
             paths.append(path)
         else:
-            parser.error(f"--eval {item}: no such file or directory.")
+            raise FileNotFoundError(f"--eval {item}: no such file or directory.")
     return paths
 
 
 def plan(argv: list[str] | None = None) -> None:
-    """``fastcurl plan RECIPE.yaml [--dataset PATH] [--num_processes N] [--field value ...]``: the stage table."""
-    parser = argparse.ArgumentParser(
-        prog="fastcurl plan", description="Print a recipe's resolved stage table without loading a model."
-    )
-    parser.add_argument("config", help="Recipe YAML (the same file `fastcurl train --config` takes).")
-    parser.add_argument("--dataset", help="Use this data source for every stage that names one (a local copy).")
-    parser.add_argument("--num_processes", type=int, default=1, help="Training processes to derive batches for.")
-    parser.add_argument("--json", help="Also write the table to this JSON file.")
-    parser.add_argument("--hub", action="store_true",
-                        help="Ask the Hub for the size of Hub datasets that are not in the local cache (by default "
-                        "planning stays offline and shows their size as '?').")
-    args, overrides = parser.parse_known_args(argv)
-    if not args.hub:
-        import os
+    """``fastcurl plan RECIPE.yaml [--dataset PATH] [--num_processes N] [--field value ...]``: the stage table.
 
+    A recipe alone is read without TRL (about a second); ``--field value`` overrides go through the full config.
+    """
+    import os
+
+    from .cli_args import PlanArguments, parse_verb
+
+    args, overrides = parse_verb(PlanArguments, argv or [], "fastcurl plan", positional="recipe", remaining=True)
+    if not args.hub:
         # Read by huggingface_hub when it is first imported (below): no retries against an unreachable Hub.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    # Planning trains nothing: switch off the precision flags that transformers checks against this machine.
-    machine_neutral = ["--bf16", "false", "--fp16", "false"]
-    config, _ = parse_train_args(
-        ["--config", args.config, *overrides, *machine_neutral], prog="fastcurl plan", need_model=False
-    )
-    if not config.stages:
-        parser.error(f"{args.config} has no stages: nothing to plan.")
-    if args.dataset:
-        for stage in config.stages:
-            if stage.dataset not in (None, "synthetic"):
-                stage.dataset = args.dataset
+    from .curriculum.plan import format_plan, plan_curriculum, read_recipe_stages
 
-    from .plan import format_plan, plan_curriculum
-    from .trainer import load_stage_datasets
+    if overrides:
+        # Planning trains nothing: switch off the precision flags that transformers checks against this machine.
+        config, _ = parse_train_args(["--config", args.recipe, *overrides, "--bf16", "false", "--fp16", "false"],
+                                     prog="fastcurl plan", need_model=False)
+        recipe = {"stages": [s.to_dict() for s in config.stages or []],
+                  "per_device_train_batch_size": config.per_device_train_batch_size,
+                  "num_iterations": config.num_iterations}
+    else:
+        import yaml
+
+        with open(args.recipe) as handle:
+            recipe = yaml.safe_load(handle)
+    stages, per_device, num_iterations = read_recipe_stages(recipe)
+    if args.dataset:
+        import dataclasses
+
+        stages = [dataclasses.replace(s, dataset=args.dataset) if s.dataset not in (None, "synthetic") else s
+                  for s in stages]
+
+    from .data import load_stage_datasets
 
     try:
-        sizes: list[int | None] = [len(d) for d in load_stage_datasets(config.stages, None)]
+        sizes: list[int | None] = [len(d) for d in load_stage_datasets(stages, None)]
     except (ValueError, OSError) as error:
         print(f"[fastcurl] data sizes unknown: {error}" + ("" if args.hub else " (planning offline: --hub asks the "
               "Hub, --dataset PATH uses a local copy)"), file=sys.stderr)
-        sizes = [None] * len(config.stages)
-    rows = plan_curriculum(config, sizes, args.num_processes)
+        sizes = [None] * len(stages)
+    rows = plan_curriculum(stages, per_device, num_iterations, sizes, args.num_processes)
     print(format_plan(rows, args.num_processes))
     if args.json:
         import json
@@ -341,48 +323,13 @@ def plan(argv: list[str] | None = None) -> None:
 
 def evaluate(argv: list[str] | None = None) -> None:
     """``fastcurl eval --model PATH --benchmarks aime2024,math500 --samples 16``: the paper's benchmark table."""
-    from .evaluation import BENCHMARK_FILES
+    from .cli_args import EvalArguments, parse_verb
 
-    parser = argparse.ArgumentParser(
-        prog="fastcurl eval", description="pass@1 averaged over samples, pass@k, lengths and 'wait' counts."
-    )
-    parser.add_argument("--model", help="Model directory or Hub id (or package:NAME with --gguf-file).")
-    parser.add_argument("--gguf-file", help="GGUF file inside the model directory (converted once, cached).")
-    parser.add_argument("--benchmarks", default=",".join(BENCHMARK_FILES),
-                        help=f"Comma-separated names ({', '.join(BENCHMARK_FILES)}), files or Hub ids.")
-    parser.add_argument("--data-dir", help="Directory holding the benchmark files (verl parquet).")
-    parser.add_argument("--samples", type=int, default=16, help="Samples per problem (pass@1 is their mean).")
-    parser.add_argument("--temperature", type=float, default=0.6)
-    parser.add_argument("--top-p", type=float, default=1.0, help="1.0 as FastCuRL; DeepScaleR used 0.95.")
-    parser.add_argument("--max-tokens", type=int, default=32768, help="Maximum generated tokens per sample.")
-    parser.add_argument("--limit", type=int, help="Evaluate only the first N problems of each benchmark.")
-    parser.add_argument("--out", default="eval_results", help="Directory for samples.jsonl and results.json.")
-    parser.add_argument("--backend", default="auto", choices=["auto", "vllm", "transformers"])
-    parser.add_argument("--batch-size", type=int, default=64, help="Completions per generate call (transformers).")
-    parser.add_argument("--tensor-parallel-size", type=int, default=1, help="GPUs per vLLM engine.")
-    parser.add_argument("--data-parallel", type=int, default=1,
-                        help="Model copies in separate processes, each on its own GPU(s); prompts are split.")
-    parser.add_argument("--devices", help="GPU ids per data-parallel worker, ';'-separated (default 0;1;... or "
-                        "groups of --tensor-parallel-size). Empty on CPU.")
-    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
-                        help="torch dtype for the transformers backend. auto: on a CPU bfloat16 only where it is "
-                        "native (a short matmul probe decides), else float32; on a GPU the checkpoint's own.")
-    parser.add_argument("--think", default="template", choices=["template", "auto", "required", "none"],
-                        help="Answer region. template (default): decided from the model's chat template, as in "
-                        "training: 'required' (after </think>, 0 without it) when the template opens <think>, else "
-                        "'auto' (after </think> if present, else the whole text). none: the whole text.")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--regrade", metavar="SAMPLES_JSONL", help="Grade a samples file again; generate nothing.")
-    args = parser.parse_args(argv)
-    if args.samples < 1 or args.max_tokens < 1 or (args.limit is not None and args.limit < 1):
-        parser.error("--samples, --max-tokens and --limit must be positive.")
-    if not 0 < args.top_p <= 1 or args.temperature < 0:
-        parser.error("--top-p must be in (0, 1] and --temperature non-negative.")
+    args = parse_verb(EvalArguments, argv or [], "fastcurl eval")
 
     import json
     from pathlib import Path
 
-    from .models import resolve_model
     from .evaluation import (
         SamplingSettings,
         TransformersBackend,
@@ -392,6 +339,7 @@ def evaluate(argv: list[str] | None = None) -> None:
         load_benchmark,
         regrade,
     )
+    from .generation.models import resolve_model
 
     def think_policy(model_path: str | None) -> str:
         if args.think != "template":
@@ -416,8 +364,6 @@ def evaluate(argv: list[str] | None = None) -> None:
         out.write_text(json.dumps(results, indent=2))
         print(f"[fastcurl] results {out}")
         return
-    if not args.model:
-        parser.error("--model is required (or --regrade SAMPLES_JSONL).")
     names = [n.strip() for n in args.benchmarks.split(",") if n.strip()]
     benchmarks = {Path(n).stem if Path(n).suffix else n: load_benchmark(n, args.data_dir, args.limit) for n in names}
     backend_name = choose_backend(args.backend)
@@ -429,7 +375,7 @@ def evaluate(argv: list[str] | None = None) -> None:
     model_path = str(resolve_model(args.model, args.gguf_file))
     think = think_policy(model_path)
     if backend_name == "transformers":
-        from .precision import describe_dtype_choice, resolve_dtype
+        from .generation.precision import describe_dtype_choice, resolve_dtype
 
         reason = describe_dtype_choice(args.dtype)
         args.dtype = resolve_dtype(args.dtype)
@@ -464,16 +410,11 @@ def evaluate(argv: list[str] | None = None) -> None:
 
 
 def push(argv: list[str] | None = None) -> None:
-    """``fastcurl push RUN_DIR --repo-id USER/NAME``: stage branches and the final model, as a run pushes them."""
-    parser = argparse.ArgumentParser(prog="fastcurl push", description=push.__doc__)
-    parser.add_argument("run_dir", help="A fastcurl output_dir (with stage_manifest.json and stage-N-<name>/).")
-    parser.add_argument("--repo-id", required=True, help="Hub repository, e.g. me/fastcurl-1.5b.")
-    parser.add_argument("--private", action="store_true", help="Create the repository as private.")
-    parser.add_argument("--overwrite-branches", action="store_true",
-                        help="Overwrite stage branches that exist and were not pushed from this run directory.")
-    parser.add_argument("--token", help="Hub token (default: the logged-in one).")
-    args = parser.parse_args(argv)
-    from .hub import push_run
+    """``fastcurl push RUN_DIR --repo_id USER/NAME``: stage branches and the final model, as a run pushes them."""
+    from .cli_args import PushArguments, parse_verb
+
+    args = parse_verb(PushArguments, argv or [], "fastcurl push", positional="run_dir")
+    from .run.hub import push_run
 
     results = push_run(args.run_dir, args.repo_id, token=args.token, private=args.private or None,
                        overwrite_branches=args.overwrite_branches)
@@ -484,7 +425,14 @@ def push(argv: list[str] | None = None) -> None:
 
 
 # What a wrong recipe, path or column raises before any work starts: shown as one line, not a traceback.
-BAD_INPUT = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, KeyError)
+BAD_INPUT: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
+                                              KeyError)
+
+
+def _bad_input() -> tuple[type[BaseException], ...]:
+    """:data:`BAD_INPUT`, and a busy output_dir when the run package is loaded (it is by ``train``)."""
+    lock = sys.modules.get("fastcurl.run.lock")
+    return BAD_INPUT + ((lock.OutputDirInUse,) if lock is not None else ())
 
 COMMANDS = {
     "train": "run a curriculum from a recipe (fastcurl train --config RECIPE.yaml)",
@@ -518,7 +466,7 @@ def main(argv: list[str] | None = None) -> None:
     args = [a for a in argv[1:] if a != "--debug"]
     try:
         commands[argv[0]](args)
-    except BAD_INPUT as error:
+    except _bad_input() as error:
         if debug:
             raise
         print(f"fastcurl {argv[0]}: error: {error}\n(add --debug for the traceback)", file=sys.stderr)

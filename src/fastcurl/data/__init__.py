@@ -11,6 +11,7 @@ from .loading import (
     problem_text,
 )
 from .segment import SegmentCache, Segmentation, prompt_lengths, segment_by_prompt_length
+from .stages import filter_stage_prompts, load_stage_datasets
 from .synthetic import make_synthetic_math
 
 __all__ = [
@@ -22,6 +23,8 @@ __all__ = [
     "add_instruction",
     "contamination_report",
     "filter_by_prompt_length",
+    "filter_stage_prompts",
+    "load_stage_datasets",
     "find_contamination",
     "load_math_dataset",
     "make_synthetic_math",

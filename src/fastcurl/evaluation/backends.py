@@ -53,7 +53,7 @@ class TransformersBackend:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from ..precision import resolve_dtype
+        from ..generation.precision import resolve_dtype
 
         dtype = resolve_dtype(dtype) if dtype in (None, "auto") else dtype  # an explicit name was warned about
         kwargs = {"dtype": getattr(torch, dtype)} if dtype else {}

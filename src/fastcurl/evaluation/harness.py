@@ -16,6 +16,7 @@ from typing import Any
 from datasets import Dataset
 
 from ..data import DataError, load_math_dataset
+from ..run.atomic import write_text_atomic
 from ..rewards import extract_answer
 from ..rewards.extract import ThinkPolicy
 from ..rewards.verify import default_verifier
@@ -127,9 +128,10 @@ def evaluate(
         key = (record["benchmark"], record["prompt_id"])
         counts[key] = counts.get(key, 0) + 1
     done = {key for key, count in counts.items() if count >= samples}
-    kept = [r for r in existing if (r["benchmark"], r["prompt_id"]) in done]
-    if len(kept) != len(existing):  # drop partial prompts so they are generated again, whole
-        samples_path.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
+    kept = "".join(json.dumps(r) + "\n" for r in existing if (r["benchmark"], r["prompt_id"]) in done)
+    if samples_path.exists() and samples_path.read_text(encoding="utf-8") != kept:
+        # Partial prompts (generated again, whole) and a line a kill cut short go, before anything is appended.
+        write_text_atomic(samples_path, kept)
     todo = [(name, i) for name, data in benchmarks.items() for i in range(len(data)) if (name, i) not in done]
     total = sum(len(d) for d in benchmarks.values())
     print(f"[fastcurl] eval: {total} prompts x {samples} samples; {total - len(todo)} done before, "
@@ -163,7 +165,7 @@ def evaluate(
         bar.close()
     results = results_by_benchmark(read_records(samples_path))
     results["_run"] = {"generated_prompts": len(todo), "seconds": round(time.monotonic() - started, 2)}
-    (out / "results.json").write_text(json.dumps(results, indent=2))
+    write_text_atomic(out / "results.json", json.dumps(results, indent=2))
     return results
 
 

@@ -41,3 +41,29 @@ def think_policy_for(tokenizer: Any, setting: str = "template") -> ThinkPolicy:
     if setting not in ("required", "auto", "none"):
         raise ValueError(f"think policy must be 'template', 'required', 'auto' or 'none', got {setting!r}.")
     return setting  # type: ignore[return-value]
+
+
+def apply_think_policy(reward_funcs: Any, setting: str | None, tokenizer: Any, announce: bool) -> tuple[Any, Any]:
+    """``reward_funcs`` with FastCuRL's ``accuracy_reward`` bound to the model's think policy, and that policy.
+
+    Decided once, from the tokenizer's generation prompt, so training rewards and the validation loop grade
+    alike. Without a setting (a plain GRPOConfig) or without ``accuracy_reward`` the rewards stay as given.
+    The symbolic pool is started here when a fastcurl reward is used, off the first rollout's path.
+    """
+    from .functions import accuracy_reward, accuracy_reward_for
+    from .verify import default_pool
+
+    funcs = reward_funcs if isinstance(reward_funcs, list) else [reward_funcs]
+    policy = None
+    if setting is not None and any(f is accuracy_reward for f in funcs):
+        policy = think_policy_for(tokenizer, setting)
+        funcs = [accuracy_reward_for(policy) if f is accuracy_reward else f for f in funcs]
+        if announce:
+            why = {"required": "only text after </think> is graded; a completion without it scores 0",
+                   "auto": "after </think> when the model writes it, else the whole text",
+                   "none": "the whole text"}[policy]
+            source = "from the chat template" if setting == "template" else "think_policy"
+            print(f"[fastcurl] answers: think policy '{policy}' ({source}): {why}", flush=True)
+    if any(getattr(f, "__module__", "").startswith("fastcurl.rewards") for f in funcs if callable(f)):
+        default_pool().start()
+    return (funcs if isinstance(reward_funcs, list) else funcs[0]), policy

@@ -1,34 +1,68 @@
-"""Run features, each a callback: manifests, the stage summary line, Hub pushes.
+"""Run features, each a callback: the output_dir lock, SIGTERM, fail-soft rewards, rank agreement, metrics, the no-op guard,
+manifests, the stage summary line, Hub pushes.
 
-The trainer keeps the stage mechanism; what a run does around it lives here, attached as callbacks. Besides
-TRL's events they may implement the curriculum's events, which the trainer sends to every callback that has
-them:
+The trainer (``fastcurl.curriculum``) keeps the stage mechanism; what a run does around it lives here. Besides
+TRL's events these callbacks may implement the run's events, which the trainer sends, with itself, to every
+callback that has them:
 
+- ``on_run_begin(trainer)`` / ``on_run_exit(trainer)``: ``train()`` starts / returns or raises;
 - ``on_stage_begin(trainer, plan, resumed)``: stage ``plan`` is now current (``resumed``: inside a resumed run);
-- ``on_stage_end(trainer, plan, record)``: it ended; ``record`` is its manifest entry (steps, metrics, checkpoint).
-- ``on_run_end(trainer)``: ``train()`` returned (after TRL's ``on_train_end``; the trainer is there to save).
+- ``on_stage_end(trainer, plan, record)``: it ended; ``record`` is its manifest entry (steps, metrics, checkpoint);
+- ``on_metrics(trainer, logs, training)``: add entries to a log before TRL's loggers see it;
+- ``on_run_end(trainer)``: ``train()`` returned normally (the trainer is there to save).
 
 ``standard_run_callbacks`` is the set the CLI and a plain ``CurriculumGRPOTrainer(...)`` attach. To leave one
-out, pass your own list: ``CurriculumGRPOTrainer(..., run_callbacks=[ManifestCallback()])`` (or ``[]``).
+out, pass your own list, for example without Hub pushes::
+
+    callbacks = [c for c in standard_run_callbacks(config) if not isinstance(c, HubPushCallback)]
+    CurriculumGRPOTrainer(..., run_callbacks=callbacks)       # or run_callbacks=[] for none at all
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from .guard import NoLearningGuard
 from .hub_push import HubPushCallback
+from .lock import OutputDirLock
 from .manifests import ManifestCallback
+from .metrics import SymbolicPoolMetrics, ValidationMetrics
+from .ranks import RankAgreement
+from .reward_errors import FailSoftRewards, RewardDeadline
+from .signals import GracefulStop
 from .summary import StageSummaryCallback
 
-__all__ = ["HubPushCallback", "ManifestCallback", "StageSummaryCallback", "standard_run_callbacks"]
+__all__ = [
+    "FailSoftRewards",
+    "GracefulStop",
+    "HubPushCallback",
+    "ManifestCallback",
+    "NoLearningGuard",
+    "OutputDirLock",
+    "RankAgreement",
+    "RewardDeadline",
+    "StageSummaryCallback",
+    "SymbolicPoolMetrics",
+    "ValidationMetrics",
+    "standard_run_callbacks",
+]
 
 
 def standard_run_callbacks(args: Any, push_to_hub: bool | None = None) -> list[Any]:
-    """Manifests and the summary line always; Hub pushes with ``push_to_hub`` (on the process that saves).
+    """The standard set for ``args``, in the order they run (validation adds to a stage record before it is written).
 
-    ``push_to_hub`` overrides ``args.push_to_hub`` (the trainer turns that off on its copy of the args).
+    Fail-soft rewards with ``reward_error_limit``, a deadline per reward call with ``reward_timeout``, the guard with ``noop_guard_threshold``, Hub pushes with
+    ``push_to_hub`` (``push_to_hub`` here overrides ``args.push_to_hub``; pushes run on the process that saves).
     """
-    callbacks: list[Any] = [ManifestCallback(), StageSummaryCallback()]
+    callbacks: list[Any] = [OutputDirLock(), GracefulStop(), RankAgreement()]
+    if getattr(args, "reward_error_limit", None) is not None:
+        callbacks.append(FailSoftRewards(args.reward_error_limit))
+    if getattr(args, "reward_timeout", None) is not None:
+        callbacks.append(RewardDeadline(args.reward_timeout))
+    callbacks += [ValidationMetrics(), SymbolicPoolMetrics()]
+    if getattr(args, "noop_guard_threshold", None) is not None:
+        callbacks.append(NoLearningGuard.from_args(args))
+    callbacks += [ManifestCallback(), StageSummaryCallback()]
     push = getattr(args, "push_to_hub", False) if push_to_hub is None else push_to_hub
     if push and args.should_save:
         callbacks.append(HubPushCallback.from_args(args))

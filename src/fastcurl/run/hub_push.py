@@ -24,7 +24,7 @@ class HubPushCallback(TrainerCallback):
     def from_args(cls, args: Any) -> HubPushCallback:
         from pathlib import Path
 
-        from ..hub import HubPusher
+        from .hub import HubPusher
 
         return cls(HubPusher(
             repo_id=args.hub_model_id or Path(args.output_dir).name,

@@ -1,29 +1,30 @@
 """Push a curriculum to the Hugging Face Hub: one branch per stage, the final model on ``main``, a model card.
 
 Stage ``k`` of a run goes to the branch ``stage-k-<name>`` of one repository, so every stage's policy is a
-revision users can load (``from_pretrained(repo, revision="stage-1-L1-8k")``). Pushes run on a background
-thread, are retried, and never touch the local checkpoints; optimizer state never leaves the machine. A branch
-that already exists and was not pushed by this run is left alone unless ``overwrite_branches`` is set.
+revision users can load (``from_pretrained(repo, revision="stage-1-L1-8k")``). Pushes run in huggingface_hub's
+background worker (``HfApi.run_as_future``, one at a time, in order) and are retried; they never change the
+weights on disk. Optimizer state, pickled arguments (``training_args.bin`` may hold a token) and staging files
+never leave the machine, and every file is scanned for the Hub token before it is uploaded. A branch that already
+exists and was not pushed by this run is left alone unless ``overwrite_branches`` is set.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import queue
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .names import stage_run_name
+from ..curriculum.names import stage_run_name
 
 logger = logging.getLogger(__name__)
 
 # Training state that stays local: optimizer, scheduler, RNG, step checkpoints, the staging area.
 LOCAL_ONLY = ["optimizer.pt", "scheduler.pt", "rng_state*.pth", "scaler.pt", "checkpoint-*/**", ".staging/**",
-              "stage-*/**", "global_step*/**", "runs/**", "*.jsonl", "hub_pushes.json"]
+              "stage-*/**", "global_step*/**", "runs/**", "*.jsonl", "hub_pushes.json", "training_args.bin",
+              ".vllm-weights/**", "fastcurl_complete.json", "*.tmp", ".*", ".*/**", "*.lock"]
 TAGS = ["fastcurl", "grpo", "curriculum", "trl", "math", "reasoning"]
 CITATION = """@article{song2025fastcurl,
   title   = {FastCuRL: Curriculum Reinforcement Learning with Stage-wise Context Scaling for Efficient Training
@@ -47,8 +48,11 @@ def _read(path: Path) -> dict[str, Any]:
         return {}
 
 
-def model_card(run_dir: str | Path, repo_id: str, eval_results: dict[str, Any] | None = None) -> str:
-    """The README.md of the pushed repository, from the run's manifests."""
+def model_card(run_dir: str | Path, repo_id: str, eval_results: dict[str, Any] | None = None) -> Any:
+    """The pushed repository's card (a ``huggingface_hub.ModelCard``; ``str(card)`` is its README.md), from the
+    run's manifests."""
+    from huggingface_hub import ModelCard, ModelCardData
+
     run_dir = Path(run_dir)
     run = _read(run_dir / "run_manifest.json")
     stages = _read(run_dir / "stage_manifest.json").get("stages", [])
@@ -56,14 +60,8 @@ def model_card(run_dir: str | Path, repo_id: str, eval_results: dict[str, Any] |
     base = run.get("model") or config.get("model_name_or_path") or "unknown"
     rewards = config.get("reward_funcs") or ["fastcurl.rewards.accuracy_reward"]
     planned = config.get("stages") or []
+    card_data = ModelCardData(library_name="transformers", base_model=None if base == "unknown" else base, tags=TAGS)
     lines = [
-        "---",
-        "library_name: transformers",
-        f"base_model: {base}" if base != "unknown" else "base_model: null",
-        "tags:",
-        *[f"- {tag}" for tag in TAGS],
-        "---",
-        "",
         f"# {repo_id.split('/')[-1]}",
         "",
         f"`{base}` trained with a FastCuRL-style curriculum ([fastcurl](https://github.com/fastcurl/fastcurl)): "
@@ -114,7 +112,7 @@ def model_card(run_dir: str | Path, repo_id: str, eval_results: dict[str, Any] |
         first = planned[0].get("name") or "stage1"
         lines.append(f'stage_1 = AutoModelForCausalLM.from_pretrained("{repo_id}", revision="{stage_branch(0, first)}")')
     lines += ["```", "", "## Citation", "", "```bibtex", CITATION, "```", ""]
-    return "\n".join(lines)
+    return ModelCard(f"---\n{card_data.to_yaml()}\n---\n\n" + "\n".join(lines))
 
 
 @dataclass
@@ -126,9 +124,38 @@ class PushResult:
     error: str | None = None
 
 
+class SecretInUploadError(RuntimeError):
+    """A file about to be uploaded holds the Hub token."""
+
+
+def files_to_upload(folder: Path) -> list[str]:
+    """What ``upload_folder`` would send from ``folder`` with :data:`LOCAL_ONLY` left out (the same filter)."""
+    from huggingface_hub.utils import filter_repo_objects
+
+    relative = [str(p.relative_to(folder)) for p in sorted(folder.rglob("*")) if p.is_file()]
+    return list(filter_repo_objects(relative, ignore_patterns=LOCAL_ONLY))
+
+
+def find_secret(folder: Path, secrets: list[str]) -> str | None:
+    """The first file to be uploaded from ``folder`` that contains one of ``secrets``, or None."""
+    import mmap
+
+    needles = [s.encode() for s in secrets if s and len(s) >= 8]
+    if not needles:
+        return None
+    for name in files_to_upload(folder):
+        path = folder / name
+        if path.stat().st_size == 0:
+            continue
+        with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            if any(data.find(needle) != -1 for needle in needles):
+                return name
+    return None
+
+
 @dataclass
 class HubPusher:
-    """Sequential background pushes to one repository, retried, with their outcomes kept in ``results``."""
+    """Pushes to one repository in huggingface_hub's background worker, retried, outcomes kept in ``results``."""
 
     repo_id: str
     run_dir: str
@@ -140,11 +167,11 @@ class HubPusher:
     results: list[PushResult] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        from huggingface_hub import HfApi
+        from huggingface_hub import HfApi, get_token
 
         self.api = HfApi(token=self.token)
-        self._queue: queue.Queue = queue.Queue()
-        self._thread: threading.Thread | None = None
+        self._secrets = [t for t in (self.token, get_token()) if t]
+        self._futures: list[Any] = []
         self._repo_ready = False
         self._ledger = Path(self.run_dir) / "hub_pushes.json"
 
@@ -155,32 +182,21 @@ class HubPusher:
         ledger = _read(self._ledger)
         ledger["repo_id"] = self.repo_id
         ledger["branches"] = sorted(set(ledger.get("branches", [])) | {branch})
-        self._ledger.write_text(json.dumps(ledger, indent=2))
+        from .manifests import write_json_atomic
+
+        write_json_atomic(self._ledger, ledger)
 
     def push(self, folder: str | Path, branch: str, message: str, wait: bool = False) -> None:
         """Queue ``folder`` for ``branch`` (``main`` for the final model); ``wait`` blocks until it is done."""
-        self._queue.put((Path(folder), branch, message))
-        if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._work, name="fastcurl-hub-push", daemon=True)
-            self._thread.start()
+        self._futures.append(self.api.run_as_future(self._push_with_retries, Path(folder), branch, message))
         if wait:
             self.wait()
 
     def wait(self) -> list[PushResult]:
         """Block until every queued push has finished; failures are logged and kept in ``results``."""
-        self._queue.join()
+        while self._futures:
+            self.results.append(self._futures.pop(0).result())
         return self.results
-
-    def _work(self) -> None:
-        while True:
-            try:
-                folder, branch, message = self._queue.get(timeout=1.0)
-            except queue.Empty:
-                return
-            try:
-                self.results.append(self._push_with_retries(folder, branch, message))
-            finally:
-                self._queue.task_done()
 
     def _push_with_retries(self, folder: Path, branch: str, message: str) -> PushResult:
         error = None
@@ -189,8 +205,9 @@ class HubPusher:
                 self._push_once(folder, branch, message)
                 logger.info(f"Pushed {folder} to {self.repo_id}@{branch}.")
                 return PushResult(branch, str(folder), True, attempt)
-            except BranchExistsError as refused:
+            except (BranchExistsError, SecretInUploadError) as refused:
                 logger.error(str(refused))
+                print(f"[fastcurl] {refused}", flush=True)
                 return PushResult(branch, str(folder), False, attempt, str(refused))
             except Exception as failure:  # network, server or auth: retried, then reported
                 error = f"{type(failure).__name__}: {failure}"
@@ -199,23 +216,29 @@ class HubPusher:
                     time.sleep(self.retry_delay * attempt)
         message = (f"[fastcurl] could not push {folder} to {self.repo_id}@{branch} after {self.max_attempts} "
                    f"attempts ({error}). The local copy is intact; push it later with: fastcurl push "
-                   f"{self.run_dir} --repo-id {self.repo_id}")
+                   f"{self.run_dir} --repo_id {self.repo_id}")
         logger.error(message)
         print(message, flush=True)
         return PushResult(branch, str(folder), False, self.max_attempts, error)
 
     def _push_once(self, folder: Path, branch: str, message: str) -> None:
+        card = model_card(self.run_dir, self.repo_id, _read(Path(self.run_dir) / "eval_results.json"))
+        card.save(folder / "README.md")
+        leaked = find_secret(folder, self._secrets)
+        if leaked is not None:
+            raise SecretInUploadError(
+                f"Not pushing {folder} to {self.repo_id}@{branch}: {leaked} contains the Hub token. Remove it from "
+                "that file (or add the file to fastcurl.run.hub.LOCAL_ONLY) and push again with fastcurl push."
+            )
         if not self._repo_ready:
             self.api.create_repo(self.repo_id, private=self.private, exist_ok=True)
             self._repo_ready = True
-        card = folder / "README.md"
-        card.write_text(model_card(self.run_dir, self.repo_id, _read(Path(self.run_dir) / "eval_results.json")))
         if branch != "main":
             refs = {b.name for b in self.api.list_repo_refs(self.repo_id).branches}
             if branch in refs and branch not in self._own_branches() and not self.overwrite_branches:
                 raise BranchExistsError(
                     f"Branch '{branch}' already exists in {self.repo_id} and was not pushed by this run; not "
-                    f"overwriting it. Use another repo_id or set hub_overwrite_branches (--overwrite-branches)."
+                    f"overwriting it. Use another repo_id or set hub_overwrite_branches (--overwrite_branches)."
                 )
             if branch not in refs:
                 self.api.create_branch(self.repo_id, branch=branch, exist_ok=True)

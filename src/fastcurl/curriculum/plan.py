@@ -10,8 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .config import FastCuRLConfig, StageBatch, StageConfig, derive_stage_batch
-from .names import stage_run_name
+from .names import resolve_stage_names, stage_run_name
+from .stages import StageBatch, StageConfig, derive_stage_batch, validate_stage
+
+# GRPOConfig's defaults of the two top-level fields a plan reads (a test keeps them equal to TRL's).
+PLAN_DEFAULTS = {"per_device_train_batch_size": 8, "num_iterations": 1}
 
 
 @dataclass(frozen=True)
@@ -64,10 +67,29 @@ class StageRow:
     overrides: dict[str, Any]
 
 
-def plan_curriculum(config: FastCuRLConfig, dataset_sizes: list[int | None], num_processes: int) -> list[StageRow]:
+def read_recipe_stages(recipe: dict[str, Any]) -> tuple[list[StageConfig], int, int]:
+    """A recipe mapping's stages (validated, names resolved), ``per_device_train_batch_size`` and ``num_iterations``.
+
+    Without TRL: what ``fastcurl plan`` needs, in about a second. ``fastcurl train`` validates the rest.
+    """
+    import dataclasses
+
+    if not isinstance(recipe, dict) or not recipe.get("stages"):
+        raise ValueError("the recipe has no stages: nothing to plan.")
+    stages = [StageConfig.from_dict(s, i) for i, s in enumerate(recipe["stages"])]
+    stages = [s if s.name == n else dataclasses.replace(s, name=n)
+              for s, n in zip(stages, resolve_stage_names(stages), strict=True)]
+    for index, stage in enumerate(stages):
+        validate_stage(stage, index)
+    per_device = int(recipe.get("per_device_train_batch_size", PLAN_DEFAULTS["per_device_train_batch_size"]))
+    return stages, per_device, int(recipe.get("num_iterations", PLAN_DEFAULTS["num_iterations"]))
+
+
+def plan_curriculum(stages: Sequence[StageConfig], per_device_train_batch_size: int, num_iterations: int,
+                    dataset_sizes: list[int | None], num_processes: int) -> list[StageRow]:
     """The stage table: batch fields for ``num_processes`` processes, epochs over each stage's data, token bound."""
     rows = []
-    plans = resolve_plan(config.stages or [], config.per_device_train_batch_size, num_processes, config.num_iterations)
+    plans = resolve_plan(stages, per_device_train_batch_size, num_processes, num_iterations)
     for plan, size in zip(plans, dataset_sizes, strict=True):
         index, stage, batch = plan.index, plan.config, plan.batch
         prompts = stage.rollout_steps * stage.prompts_per_rollout_step

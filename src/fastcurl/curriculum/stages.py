@@ -1,28 +1,19 @@
-"""The curriculum schedule as plain data.
+"""A curriculum's stages as plain data: what each stage is, what TRL fields it resolves to, what it may override.
 
-A FastCuRL run is a list of stages. Each stage names its data, its context length and its batch in the paper's
-own terms (prompts per rollout step, prompts per optimizer update, rollouts per prompt); TRL's batch fields are
-derived from those and the process count, so a recipe reads like the paper's table and stays correct on any
-number of GPUs.
+Light on purpose (no torch, no TRL): ``fastcurl plan`` reads a recipe with it in about a second.
 
 Units: a stage's length, ``rollout_steps``, counts *rollout steps* (one round of generation over
-``prompts_per_rollout_step`` prompts), which is the unit of the published schedules (160/590/230/580). The
-trainer's ``global_step`` counts *optimizer updates*; a rollout step makes
-``prompts_per_rollout_step / prompts_per_update`` updates (times ``num_iterations``).
+``prompts_per_rollout_step`` prompts), the unit of the published schedules (160/590/230/580). The trainer's
+``global_step`` counts *optimizer updates*; a rollout step makes ``prompts_per_rollout_step /
+prompts_per_update`` updates (times ``num_iterations``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-
-from trl import GRPOConfig
-
-from .names import default_stage_name, resolve_stage_names, stage_run_name  # noqa: F401 (re-exported)
-from .precision import choose_precision
 
 SEGMENTS = ("L1", "L2", "L3")
 
@@ -43,6 +34,70 @@ STAGE_OVERRIDABLE_FIELDS: dict[str, str] = {
     "per_device_train_batch_size": "micro-batch size (completions per device per forward/backward)",
 }
 
+def _set(*attributes: str) -> Callable[[Any, Any], None]:
+    def apply(trainer: Any, value: Any) -> None:
+        for attribute in attributes:
+            setattr(trainer, attribute, value)
+    return apply
+
+
+def _epsilon(trainer: Any, value: Any) -> None:
+    trainer.epsilon_low = value
+    if trainer.args.epsilon_high is None:
+        trainer.epsilon_high = value
+
+
+def _epsilon_high(trainer: Any, value: Any) -> None:
+    trainer.epsilon_high = value if value is not None else trainer.epsilon_low
+
+
+def _scale_rewards(trainer: Any, value: Any) -> None:
+    trainer.scale_rewards = {True: "group", False: "none"}.get(value, value)
+
+
+def _sampling(name: str) -> Callable[[Any, Any], None]:
+    def apply(trainer: Any, value: Any) -> None:
+        setattr(trainer, name, value)
+        if trainer.use_vllm:
+            setattr(trainer.vllm_generation, name, value)
+        else:
+            setattr(trainer.generation_config, name, value)
+            trainer.generation_kwargs[name] = value
+    return apply
+
+
+def _learning_rate(trainer: Any, value: Any) -> None:
+    if trainer.optimizer is not None:
+        for group in trainer.optimizer.param_groups:
+            group["lr"] = group["initial_lr"] = value
+        if trainer.lr_scheduler is not None and hasattr(trainer.lr_scheduler, "base_lrs"):
+            trainer.lr_scheduler.base_lrs = [value] * len(trainer.lr_scheduler.base_lrs)
+
+
+def _micro_batch(trainer: Any, value: Any) -> None:
+    from .transformers_hooks import set_micro_batch
+
+    set_micro_batch(trainer, value)
+
+
+# Where each overridable field reaches TRL after construction: ``apply(trainer, value)``, run at every stage start
+# after ``trainer.args.<field>`` is set. One entry per field above (checked below and by tests/test_stage_overrides).
+STAGE_FIELD_TARGETS: dict[str, Callable[[Any, Any], None]] = {
+    "beta": _set("beta"),
+    "entropy_coef": _set("entropy_coef"),
+    "learning_rate": _learning_rate,
+    "epsilon": _epsilon,
+    "epsilon_high": _epsilon_high,
+    "top_p": _sampling("top_p"),
+    "top_k": _sampling("top_k"),
+    "min_p": _sampling("min_p"),
+    "repetition_penalty": _sampling("repetition_penalty"),
+    "scale_rewards": _scale_rewards,
+    "mask_truncated_completions": _set("mask_truncated_completions"),
+    "per_device_train_batch_size": _micro_batch,
+}
+assert STAGE_FIELD_TARGETS.keys() == STAGE_OVERRIDABLE_FIELDS.keys(), "every overridable field needs its target"
+
 # Fields TRL bakes in at construction, with the reason a stage cannot change them mid-run.
 STAGE_FIXED_FIELDS: dict[str, str] = {
     "temperature": "TRL folds the temperature into the fused LM head when the trainer is built",
@@ -56,7 +111,7 @@ STAGE_FIXED_FIELDS: dict[str, str] = {
 }
 
 
-@dataclass
+@dataclass(frozen=True)
 class StageConfig:
     """One stage of a curriculum: its data, its context length and its batch, in FastCuRL's terms."""
 
@@ -123,7 +178,6 @@ class StageConfig:
         if not isinstance(data, dict):
             raise ValueError(f"stages[{index}] must be a mapping of stage fields, got {type(data).__name__}: {data!r}")
         own = {f.name for f in dataclasses.fields(cls)}
-        grpo = {f.name for f in dataclasses.fields(GRPOConfig)}
         kwargs: dict[str, Any] = {}
         overrides = dict(data.get("overrides") or {})
         for key, value in data.items():
@@ -131,8 +185,8 @@ class StageConfig:
                 continue
             if key in own:
                 kwargs[key] = value
-            elif key in grpo:
-                overrides[key] = value
+            elif key in STAGE_OVERRIDABLE_FIELDS or key in STAGE_FIXED_FIELDS or key in _grpo_fields():
+                overrides[key] = value  # validate_stage says whether this one may change per stage
             else:
                 raise ValueError(
                     f"stages[{index}]: unknown field '{key}'. Stage fields are: {', '.join(sorted(own))}; "
@@ -142,6 +196,13 @@ class StageConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _grpo_fields() -> set[str]:
+    """GRPOConfig's field names; imported only for a key that is no stage field (an error path)."""
+    from trl import GRPOConfig
+
+    return {f.name for f in dataclasses.fields(GRPOConfig)}
 
 
 @dataclass(frozen=True)
@@ -195,7 +256,7 @@ def _check_dataset_kwargs(stage: StageConfig, where: str) -> None:
     """``dataset_kwargs`` must be options of the loader the stage's ``dataset`` goes to (the generator or files)."""
     import inspect
 
-    from .data import load_math_dataset, make_synthetic_math
+    from ..data import load_math_dataset, make_synthetic_math
 
     if not isinstance(stage.dataset_kwargs, dict):
         raise ValueError(f"{where}: dataset_kwargs must be a mapping, got {stage.dataset_kwargs!r}.")
@@ -249,161 +310,13 @@ def validate_stage(stage: StageConfig, index: int) -> None:
             )
 
 
-@dataclass
-class FastCuRLConfig(GRPOConfig):
-    """GRPOConfig plus a curriculum: a list of stages applied in order inside one ``.train()``.
 
-    With no stages this is exactly a GRPOConfig. With stages, the top-level ``max_completion_length``,
-    ``num_generations`` and batch fields are taken from the first stage, and each later stage sets them anew.
-    """
-
-    bf16: bool | None = field(
-        default=None,
-        metadata={
-            "help": "bfloat16 mixed precision. Unset: chosen by the hardware: on GPUs yes (TRL's default); on a CPU "
-            "only where bfloat16 is native (AVX512-BF16, AMX), measured by a short matmul probe, else float32. "
-            "An explicit true/false always wins (true on a CPU that emulates bfloat16 warns with the slowdown)."
-        },
-    )
-    stages: list[StageConfig] | None = field(
-        default=None,
-        metadata={"help": "The curriculum: a list of stages (see StageConfig), run in order in one .train() call."},
-    )
-    max_prompt_length: int | None = field(
-        default=1024,
-        metadata={
-            "help": "Prompts longer than this many tokens (after the chat template) are dropped from each stage's "
-            "data, with a logged count. None keeps every prompt."
-        },
-    )
-
-    save_stage_checkpoints: bool = field(
-        default=True,
-        metadata={"help": "Save the policy at every stage end to <output_dir>/stage-<N>-<name>/."},
-    )
-    vllm_weight_sync: str = field(
-        default="nccl",
-        metadata={
-            "help": "How server mode sends new weights to the vLLM server: 'nccl' (TRL's own path, GPUs on both "
-            "sides) or 'disk' (a safetensors file the server reloads; works with CPU servers, slower)."
-        },
-    )
-    vllm_preflight_timeout: float = field(
-        default=30.0,
-        metadata={
-            "help": "Seconds to wait for the vLLM server before training starts; the preflight also checks the "
-            "served model and that max_model_len covers the longest stage."
-        },
-    )
-    hub_overwrite_branches: bool = field(
-        default=False,
-        metadata={
-            "help": "With push_to_hub, overwrite a stage branch that already exists in hub_model_id and was not "
-            "pushed by this run (by default such a push is refused and reported)."
-        },
-    )
-    think_policy: str = field(
-        default="template",
-        metadata={
-            "help": "Where the accuracy reward looks for the answer. 'template': decided once from the chat "
-            "template: when its generation prompt opens <think> (R1-distill, Qwen3 thinking), only text after "
-            "</think> is graded and a completion without </think> scores 0 ('required'), else 'auto' (after "
-            "</think> when present, the whole text when the model writes no tags). Or set 'required', 'auto', 'none'."
-        },
-    )
-    reward_error_limit: int | None = field(
-        default=100,
-        metadata={
-            "help": "A reward function that raises scores that sample 0 and the run goes on (counted as "
-            "rewards/<name>/errors), up to this many errors; then the run stops with the traceback. None: any "
-            "error stops the run at once, as in TRL."
-        },
-    )
-    noop_guard_threshold: float | None = field(
-        default=0.9,
-        metadata={
-            "help": "Warn when both the clipped-completion ratio and the share of zero-variance reward groups stay "
-            "at or above this for noop_guard_patience logged steps (the run is learning nothing). None: off."
-        },
-    )
-    noop_guard_patience: int = field(default=5, metadata={"help": "Logged steps in a row before the guard warns."})
-    noop_guard_stop: bool = field(default=False, metadata={"help": "Stop training when the guard fires."})
-    eval_benchmarks: list[str] | None = field(
-        default=None,
-        metadata={
-            "help": "Validation sets (names such as aime2024 resolved in eval_data_dir, files, or Hub ids), "
-            "evaluated every eval_steps and at each stage end with the current policy; logged as "
-            "eval/<name>/pass@1 and eval/<name>/mean_length. Used when no eval_dataset is passed."
-        },
-    )
-    eval_data_dir: str | None = field(
-        default=None, metadata={"help": "Directory holding the eval_benchmarks files (verl parquet)."}
-    )
-    eval_limit: int | None = field(
-        default=None, metadata={"help": "Validate on only the first N problems of each eval benchmark."}
-    )
-    eval_on_stage_end: bool = field(
-        default=True, metadata={"help": "Evaluate at every stage end when validation sets are configured."}
-    )
-
-    def __post_init__(self):
-        # bf16 unset means "choose for this machine": on a CPU, bfloat16 only where it is native (fastcurl.precision).
-        self.precision = choose_precision(self.bf16, bool(self.fp16), bool(self.use_cpu))
-        if self.precision.bf16 is not None:
-            self.bf16 = self.precision.bf16
-        # TRL defaults gradient_checkpointing to True, and transformers warns about that deprecated alias whenever
-        # activation_checkpointing is unset; resolve the alias here, silently, to the same value.
-        if getattr(self, "activation_checkpointing", False) is None and self.gradient_checkpointing is not None:
-            self.activation_checkpointing = self.gradient_checkpointing
-        if self.stages:
-            self.stages = [
-                s if isinstance(s, StageConfig) else StageConfig.from_dict(s, i) for i, s in enumerate(self.stages)
-            ]
-            for stage, name in zip(self.stages, resolve_stage_names(self.stages)):
-                stage.name = name
-            for i, stage in enumerate(self.stages):
-                validate_stage(stage, i)
-            if self.max_steps > 0:
-                raise ValueError(
-                    "max_steps is set together with stages. A curriculum's length is the sum of its stages' "
-                    "rollout_steps; shorten the stages instead (the CLI's --max_steps_per_stage does that)."
-                )
-            first = self.stages[0]
-            self.num_generations = first.num_generations
-            self.max_completion_length = first.max_completion_length
-            # GRPOConfig derives steps_per_generation from this; the true per-stage values are set below.
-            self.generation_batch_size = first.prompts_per_rollout_step * first.num_generations
-            self.steps_per_generation = None
-            self.gradient_accumulation_steps = 1
-            self.per_device_train_batch_size = first.overrides.get(
-                "per_device_train_batch_size", self.per_device_train_batch_size
-            )
-            # Our batch errors name the stage; check before TRL's generic ones. WORLD_SIZE is what launchers set.
-            for stage in self.stages:
-                derive_stage_batch(
-                    stage, self.per_device_train_batch_size, int(os.environ.get("WORLD_SIZE", "1")), self.num_iterations
-                )
-        super().__post_init__()
-        if self.think_policy not in ("template", "required", "auto", "none"):
+def check_peft_reference(stages: list[StageConfig], beta: float) -> None:
+    """Under PEFT the KL reference is the adapter-free base model: a later stage cannot make the policy its reference."""
+    for index, stage in enumerate(stages[1:], start=1):
+        if stage.reset_reference and stage.overrides.get("beta", beta) != 0:
             raise ValueError(
-                f"think_policy must be 'template', 'required', 'auto' or 'none', got {self.think_policy!r}."
+                f"Stage {index + 1} ('{stage.name}') asks for reset_reference with a PEFT adapter, but under "
+                "PEFT the KL reference is the adapter-free base model and cannot become the current policy. "
+                "Set reset_reference: false for the stages after the first, set beta: 0, or train without PEFT."
             )
-        if self.vllm_weight_sync not in ("nccl", "disk"):
-            raise ValueError(f"vllm_weight_sync must be 'nccl' or 'disk', got {self.vllm_weight_sync!r}.")
-        if self.max_prompt_length is not None and self.max_prompt_length < 1:
-            raise ValueError(f"max_prompt_length must be a positive integer or None, got {self.max_prompt_length}.")
-        if self.stages:
-            for stage in self.stages:  # fail now, not at the stage boundary, when a batch does not divide
-                derive_stage_batch(stage, self.per_device_train_batch_size, self.world_size, self.num_iterations)
-            batch = derive_stage_batch(
-                self.stages[0], self.per_device_train_batch_size, self.world_size, self.num_iterations
-            )
-            self.gradient_accumulation_steps = batch.gradient_accumulation_steps
-            self.steps_per_generation = batch.steps_per_generation
-            self.generation_batch_size = batch.generation_batch_size
-
-    def to_dict(self) -> dict[str, Any]:
-        d = super().to_dict()
-        if self.stages:
-            d["stages"] = [s.to_dict() for s in self.stages]
-        return d

@@ -49,6 +49,17 @@ class CurriculumCallback(TrainerCallback, ExportableState):
         self.plans = plans
         self.stage_index = 0
         self.stage_start_steps: list[int] = []
+        # A resume from a checkpoint of another recipe fails unless this is set (``resume_with_changed_recipe``).
+        self.allow_recipe_change = False
+
+    @property
+    def recipe_digest(self) -> str:
+        """A hash of the resolved stages (settings and batch fields): what a checkpoint was trained under."""
+        import hashlib
+        import json
+
+        resolved = [{"config": p.config.to_dict(), "batch": vars(p.batch)} for p in self.plans]
+        return hashlib.sha256(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     @property
     def current(self) -> StagePlan:
@@ -85,10 +96,19 @@ class CurriculumCallback(TrainerCallback, ExportableState):
     def state(self) -> dict[str, Any]:
         return {
             "args": {},
-            "attributes": {"stage_index": self.stage_index, "stage_start_steps": list(self.stage_start_steps)},
+            "attributes": {"stage_index": self.stage_index, "stage_start_steps": list(self.stage_start_steps),
+                           "recipe_digest": self.recipe_digest},
         }
 
     def restore(self, saved: dict[str, Any]) -> None:
         attributes = saved.get("attributes", {})
+        digest = attributes.get("recipe_digest")
+        if digest is not None and digest != self.recipe_digest and not self.allow_recipe_change:
+            raise ValueError(
+                f"The checkpoint was trained under another recipe (resolved stages {digest}, this run's "
+                f"{self.recipe_digest}): its stage boundaries and batch fields would not match. Resume with the "
+                "recipe it was started with, use a new output_dir, or set resume_with_changed_recipe: true to "
+                "resume anyway."
+            )
         self.stage_index = int(attributes.get("stage_index", 0))
         self.stage_start_steps = [int(s) for s in attributes.get("stage_start_steps", [])]

@@ -12,7 +12,7 @@ that does not tell completions apart).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from typing import Any
 
 from transformers import TrainerCallback
 
@@ -37,23 +37,28 @@ def flat_group_cause(clipped: float, mean_reward: float | None, cap: int, thresh
 class NoLearningGuard(TrainerCallback):
     """Warn (and optionally stop) when the flat-group share stays at or above ``threshold`` for ``patience`` logs.
 
-    ``describe_stage`` returns the current stage's name and ``max_completion_length`` for the message.
+    The count restarts at each stage; the message names the stage and its ``max_completion_length``.
     """
 
-    def __init__(self, describe_stage: Callable[[], tuple[str, int]], threshold: float = 0.9, patience: int = 5,
-                 stop: bool = False) -> None:
-        self.describe_stage = describe_stage
+    def __init__(self, threshold: float = 0.9, patience: int = 5, stop: bool = False) -> None:
         self.threshold, self.patience, self.stop = threshold, patience, stop
         self.streak = 0
         self.stage: str | None = None
+        self.cap: int | None = None
         self.warnings: list[str] = []
+
+    @classmethod
+    def from_args(cls, args: Any) -> NoLearningGuard:
+        return cls(threshold=args.noop_guard_threshold, patience=args.noop_guard_patience, stop=args.noop_guard_stop)
+
+    def on_stage_begin(self, trainer: Any, plan: Any, resumed: bool) -> None:
+        self.stage, self.cap, self.streak = plan.name, plan.config.max_completion_length, 0
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not logs or "frac_reward_zero_std" not in logs:
             return
-        stage, cap = self.describe_stage()
-        if stage != self.stage:
-            self.stage, self.streak = stage, 0
+        stage = self.stage or "train"
+        cap = self.cap or args.max_completion_length
         flat = float(logs["frac_reward_zero_std"])
         self.streak = self.streak + 1 if flat >= self.threshold else 0
         if self.streak != self.patience:

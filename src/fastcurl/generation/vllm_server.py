@@ -83,6 +83,17 @@ def preflight(base_url: str, model: str, needed_len: int, wait_s: float = 30.0, 
     return entry
 
 
+def preflight_run(model: Any, args: Any, longest_completion: int) -> None:
+    """Before any model loads, on the main process: the run's server answers, serves ``model`` and fits its longest
+    stage (``max_prompt_length`` + the longest ``max_completion_length``)."""
+    if os.environ.get("RANK", "0") != "0":
+        return
+    name = model if isinstance(model, str) else getattr(model.config, "_name_or_path", "")
+    base_url = args.vllm_server_base_url or f"http://{args.vllm_server_host}:{args.vllm_server_port}"
+    preflight(base_url, name, (args.max_prompt_length or 0) + longest_completion,
+              wait_s=args.vllm_preflight_timeout, host=args.vllm_server_host, port=args.vllm_server_port)
+
+
 def _post_json(url: str, payload: dict[str, Any], timeout: float = 600.0) -> Any:
     request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
                                      headers={"Content-Type": "application/json"})

@@ -1,0 +1,151 @@
+"""The options of ``fastcurl segment``, ``plan``, ``eval`` and ``push``, as dataclasses for TRL's ``TrlParser``.
+
+One field per option, each with its help: the same style (and ``--snake_case`` flags) as ``fastcurl train``'s
+``FastCuRLConfig``, so every verb reads alike and accepts ``--config FILE.yaml`` for its options. Nothing here
+imports torch or transformers' trainer: ``--help`` answers at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+BENCHMARKS = "aime2024,math500,amc2023,minerva,olympiad_bench"
+
+
+@dataclass
+class SegmentArguments:
+    """Split a math training set by raw prompt length (FastCuRL: L1 <= mean < L3, L2 = all)."""
+
+    input: str = field(default="", metadata={
+        "help": "verl parquet, JSONL/CSV/parquet problem file, directory or Hub dataset id (also the first "
+        "positional argument)."})
+    out: str = field(default="", metadata={"help": "Output directory for segments, stats.json and the plot."})
+    num_segments: int = field(default=2, metadata={"help": "2 = FastCuRL's L1/L2/L3; k > 2 = quantiles."})
+    tokenizer: str | None = field(default=None, metadata={
+        "help": "Measure lengths in this tokenizer's tokens instead of characters."})
+    split: str = field(default="train", metadata={"help": "Split to load for a Hub dataset id."})
+    problem_column: str | None = field(default=None, metadata={
+        "help": "Problem column of a plain file (default: prompt/problem/question)."})
+    answer_column: str | None = field(default=None, metadata={
+        "help": "Answer column of a plain file (default: ground_truth/answer/...)."})
+    eval: list[str] = field(default_factory=list, metadata={
+        "help": "Evaluation files or directories to check the training problems against for contamination."})
+    ngram: int = field(default=8, metadata={"help": "Tokens per n-gram for near-duplicate detection."})
+    overlap: float = field(default=0.7, metadata={"help": "Share of shared n-grams that makes a near duplicate."})
+
+    def __post_init__(self) -> None:
+        if not self.input or not self.out:
+            raise ValueError("segment needs an input and --out DIR: fastcurl segment INPUT --out DIR.")
+        if self.num_segments < 2:
+            raise ValueError(f"--num_segments must be at least 2, got {self.num_segments}.")
+        if not 0 < self.overlap <= 1:
+            raise ValueError(f"--overlap must be in (0, 1], got {self.overlap}.")
+
+
+@dataclass
+class PlanArguments:
+    """Print a recipe's resolved stage table without loading a model (offline unless --hub)."""
+
+    recipe: str = field(default="", metadata={
+        "help": "Recipe YAML, the file `fastcurl train --config` takes (also the first positional argument)."})
+    dataset: str | None = field(default=None, metadata={
+        "help": "Use this data source for every stage that names one (a local copy)."})
+    num_processes: int = field(default=1, metadata={"help": "Training processes to derive batches for."})
+    json: str | None = field(default=None, metadata={"help": "Also write the table to this JSON file."})
+    hub: bool = field(default=False, metadata={
+        "help": "Ask the Hub for the size of Hub datasets that are not in the local cache (by default planning "
+        "stays offline and shows their size as '?')."})
+
+    def __post_init__(self) -> None:
+        if not self.recipe:
+            raise ValueError("plan needs a recipe: fastcurl plan RECIPE.yaml.")
+        if self.num_processes < 1:
+            raise ValueError(f"--num_processes must be at least 1, got {self.num_processes}.")
+
+
+@dataclass
+class EvalArguments:
+    """pass@1 averaged over samples, pass@k, lengths and 'wait' counts on the paper's benchmarks."""
+
+    model: str | None = field(default=None, metadata={
+        "help": "Model directory or Hub id (or package:NAME with --gguf_file)."})
+    gguf_file: str | None = field(default=None, metadata={
+        "help": "GGUF file inside the model directory (converted once, cached)."})
+    benchmarks: str = field(default=BENCHMARKS, metadata={
+        "help": f"Comma-separated names ({BENCHMARKS}), files or Hub ids."})
+    data_dir: str | None = field(default=None, metadata={"help": "Directory holding the benchmark files (verl parquet)."})
+    samples: int = field(default=16, metadata={"help": "Samples per problem (pass@1 is their mean)."})
+    temperature: float = field(default=0.6, metadata={"help": "Sampling temperature (FastCuRL: 0.6)."})
+    top_p: float = field(default=1.0, metadata={"help": "1.0 as FastCuRL; DeepScaleR used 0.95."})
+    max_tokens: int = field(default=32768, metadata={"help": "Maximum generated tokens per sample."})
+    limit: int | None = field(default=None, metadata={"help": "Evaluate only the first N problems of each benchmark."})
+    out: str = field(default="eval_results", metadata={"help": "Directory for samples.jsonl and results.json."})
+    backend: str = field(default="auto", metadata={"help": "auto, vllm or transformers.",
+                                                    "choices": ["auto", "vllm", "transformers"]})
+    batch_size: int = field(default=64, metadata={"help": "Completions per generate call (transformers)."})
+    tensor_parallel_size: int = field(default=1, metadata={"help": "GPUs per vLLM engine."})
+    data_parallel: int = field(default=1, metadata={
+        "help": "Model copies in separate processes, each on its own GPU(s); prompts are split."})
+    devices: str | None = field(default=None, metadata={
+        "help": "GPU ids per data-parallel worker, ';'-separated (default 0;1;... or groups of "
+        "--tensor_parallel_size). Empty on CPU."})
+    dtype: str = field(default="auto", metadata={
+        "help": "torch dtype for the transformers backend. auto: on a CPU bfloat16 only where it is native (a "
+        "short matmul probe decides), else float32; on a GPU the checkpoint's own.",
+        "choices": ["auto", "float32", "bfloat16", "float16"]})
+    think: str = field(default="template", metadata={
+        "help": "Answer region. template (default): decided from the model's chat template, as in training: "
+        "'required' (after </think>, 0 without it) when the template opens <think>, else 'auto' (after "
+        "</think> if present, else the whole text). none: the whole text.",
+        "choices": ["template", "auto", "required", "none"]})
+    seed: int = field(default=0, metadata={"help": "Sampling seed."})
+    regrade: str | None = field(default=None, metadata={"help": "Grade a samples.jsonl again; generate nothing."})
+
+    def __post_init__(self) -> None:
+        if self.samples < 1 or self.max_tokens < 1 or (self.limit is not None and self.limit < 1):
+            raise ValueError("--samples, --max_tokens and --limit must be positive.")
+        if not 0 < self.top_p <= 1 or self.temperature < 0:
+            raise ValueError("--top_p must be in (0, 1] and --temperature non-negative.")
+        if not self.model and not self.regrade:
+            raise ValueError("--model is required (or --regrade SAMPLES_JSONL).")
+
+
+@dataclass
+class PushArguments:
+    """Push a run's stage checkpoints to Hub branches and its final model to main, as a run pushes them."""
+
+    run_dir: str = field(default="", metadata={
+        "help": "A fastcurl output_dir (with stage_manifest.json and stage-N-<name>/); also the first positional "
+        "argument."})
+    repo_id: str = field(default="", metadata={"help": "Hub repository, e.g. me/fastcurl-1.5b."})
+    private: bool = field(default=False, metadata={"help": "Create the repository as private."})
+    overwrite_branches: bool = field(default=False, metadata={
+        "help": "Overwrite stage branches that exist and were not pushed from this run directory."})
+    token: str | None = field(default=None, metadata={"help": "Hub token (default: the logged-in one)."})
+
+    def __post_init__(self) -> None:
+        if not self.run_dir or not self.repo_id:
+            raise ValueError("push needs a run directory and --repo_id: fastcurl push RUN_DIR --repo_id USER/NAME.")
+
+
+def parse_verb(dataclass_type: type, argv: list[str], prog: str, positional: str | None = None,
+               remaining: bool = False):
+    """``argv`` parsed into ``dataclass_type`` with TRL's parser; a leading bare argument fills ``positional``.
+
+    With ``remaining`` the arguments it does not know come back too (``fastcurl plan``'s config overrides).
+    A bad value is one ``prog: error: ...`` line and exit 2, as argparse reports its own errors.
+    """
+    from trl import TrlParser
+
+    argv = list(argv)
+    if positional and argv and not argv[0].startswith("-"):
+        argv = [f"--{positional}", argv[0], *argv[1:]]
+    parser = TrlParser(dataclass_type, prog=prog, description=dataclass_type.__doc__)
+    try:
+        if remaining:
+            parsed, rest = parser.parse_args_and_config(args=argv, return_remaining_strings=True)
+            return parsed, rest
+        (parsed,) = parser.parse_args_and_config(args=argv)
+    except ValueError as error:
+        parser.error(str(error))
+    return parsed

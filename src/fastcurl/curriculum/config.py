@@ -1,0 +1,217 @@
+"""The curriculum schedule as plain data.
+
+A FastCuRL run is a list of stages. Each stage names its data, its context length and its batch in the paper's
+own terms (prompts per rollout step, prompts per optimizer update, rollouts per prompt); TRL's batch fields are
+derived from those and the process count, so a recipe reads like the paper's table and stays correct on any
+number of GPUs.
+
+Units: a stage's length, ``rollout_steps``, counts *rollout steps* (one round of generation over
+``prompts_per_rollout_step`` prompts), which is the unit of the published schedules (160/590/230/580). The
+trainer's ``global_step`` counts *optimizer updates*; a rollout step makes
+``prompts_per_rollout_step / prompts_per_update`` updates (times ``num_iterations``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from trl import GRPOConfig
+
+from .names import default_stage_name, resolve_stage_names, stage_run_name  # noqa: F401 (re-exported)
+from ..generation.precision import choose_precision
+from .stages import (  # noqa: F401 (re-exported: the config's public names)
+    SEGMENTS,
+    STAGE_FIXED_FIELDS,
+    STAGE_OVERRIDABLE_FIELDS,
+    StageBatch,
+    StageConfig,
+    derive_stage_batch,
+    validate_stage,
+)
+
+
+# The GRPOConfig fields a stage sets (through its plan), which GRPOTrainer reads when it is built.
+FIRST_STAGE_FIELDS = ("num_generations", "max_completion_length", "generation_batch_size", "steps_per_generation",
+                      "gradient_accumulation_steps", "per_device_train_batch_size")
+
+
+def first_stage_values(stage: StageConfig, per_device_train_batch_size: int, num_processes: int,
+                       num_iterations: int) -> dict[str, Any]:
+    """The values of :data:`FIRST_STAGE_FIELDS` that GRPOTrainer must be built with for a curriculum's first stage."""
+    batch = derive_stage_batch(stage, per_device_train_batch_size, num_processes, num_iterations)
+    return {
+        "num_generations": stage.num_generations,
+        "max_completion_length": stage.max_completion_length,
+        "generation_batch_size": batch.generation_batch_size,
+        "steps_per_generation": batch.steps_per_generation,
+        "gradient_accumulation_steps": batch.gradient_accumulation_steps,
+        "per_device_train_batch_size": batch.per_device_train_batch_size,
+    }
+
+
+@dataclass
+class FastCuRLConfig(GRPOConfig):
+    """GRPOConfig plus a curriculum: a list of stages applied in order inside one ``.train()``.
+
+    With no stages this is exactly a GRPOConfig. With stages, the config keeps the fields as given; each stage's
+    ``max_completion_length``, ``num_generations`` and batch fields are resolved in its plan
+    (``fastcurl.curriculum.plan``) and applied by the trainer to its own copy of the config.
+    """
+
+    bf16: bool | None = field(
+        default=None,
+        metadata={
+            "help": "bfloat16 mixed precision. Unset: chosen by the hardware: on GPUs yes (TRL's default); on a CPU "
+            "only where bfloat16 is native (AVX512-BF16, AMX), measured by a short matmul probe, else float32. "
+            "An explicit true/false always wins (true on a CPU that emulates bfloat16 warns with the slowdown)."
+        },
+    )
+    stages: list[StageConfig] | None = field(
+        default=None,
+        metadata={"help": "The curriculum: a list of stages (see StageConfig), run in order in one .train() call."},
+    )
+    max_prompt_length: int | None = field(
+        default=1024,
+        metadata={
+            "help": "Prompts longer than this many tokens (after the chat template) are dropped from each stage's "
+            "data, with a logged count. None keeps every prompt."
+        },
+    )
+
+    save_stage_checkpoints: bool = field(
+        default=True,
+        metadata={"help": "Save the policy at every stage end to <output_dir>/stage-<N>-<name>/."},
+    )
+    vllm_weight_sync: str = field(
+        default="nccl",
+        metadata={
+            "help": "How server mode sends new weights to the vLLM server: 'nccl' (TRL's own path, GPUs on both "
+            "sides) or 'disk' (a safetensors file the server reloads; works with CPU servers, slower)."
+        },
+    )
+    vllm_preflight_timeout: float = field(
+        default=30.0,
+        metadata={
+            "help": "Seconds to wait for the vLLM server before training starts; the preflight also checks the "
+            "served model and that max_model_len covers the longest stage."
+        },
+    )
+    hub_overwrite_branches: bool = field(
+        default=False,
+        metadata={
+            "help": "With push_to_hub, overwrite a stage branch that already exists in hub_model_id and was not "
+            "pushed by this run (by default such a push is refused and reported)."
+        },
+    )
+    think_policy: str = field(
+        default="template",
+        metadata={
+            "help": "Where the accuracy reward looks for the answer. 'template': decided once from the chat "
+            "template: when its generation prompt opens <think> (R1-distill, Qwen3 thinking), only text after "
+            "</think> is graded and a completion without </think> scores 0 ('required'), else 'auto' (after "
+            "</think> when present, the whole text when the model writes no tags). Or set 'required', 'auto', 'none'."
+        },
+    )
+    reward_error_limit: int | None = field(
+        default=100,
+        metadata={
+            "help": "A reward function that raises scores that sample 0 and the run goes on (counted as "
+            "rewards/<name>/errors), up to this many errors; then the run stops with the traceback. None: any "
+            "error stops the run at once, as in TRL."
+        },
+    )
+    noop_guard_threshold: float | None = field(
+        default=0.9,
+        metadata={
+            "help": "Warn when both the clipped-completion ratio and the share of zero-variance reward groups stay "
+            "at or above this for noop_guard_patience logged steps (the run is learning nothing). None: off."
+        },
+    )
+    noop_guard_patience: int = field(default=5, metadata={"help": "Logged steps in a row before the guard warns."})
+    noop_guard_stop: bool = field(default=False, metadata={"help": "Stop training when the guard fires."})
+    eval_benchmarks: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Validation sets (names such as aime2024 resolved in eval_data_dir, files, or Hub ids), "
+            "evaluated every eval_steps and at each stage end with the current policy; logged as "
+            "eval/<name>/pass@1 and eval/<name>/mean_length. Used when no eval_dataset is passed."
+        },
+    )
+    eval_data_dir: str | None = field(
+        default=None, metadata={"help": "Directory holding the eval_benchmarks files (verl parquet)."}
+    )
+    eval_limit: int | None = field(
+        default=None, metadata={"help": "Validate on only the first N problems of each eval benchmark."}
+    )
+    resume_with_changed_recipe: bool = field(
+        default=False,
+        metadata={"help": "Resume from a checkpoint whose resolved stages differ from this recipe's (refused by "
+                  "default: its stage boundaries and batch fields would not match)."},
+    )
+    reward_timeout: float | None = field(
+        default=600.0,
+        metadata={"help": "Seconds one call of a reward function may take before the run stops with an error naming "
+                  "it and the stage (a hanging reward would hang the run). None: no limit."},
+    )
+    eval_on_stage_end: bool = field(
+        default=True, metadata={"help": "Evaluate at every stage end when validation sets are configured."}
+    )
+
+    def __post_init__(self):
+        # bf16 unset means "choose for this machine": on a CPU, bfloat16 only where it is native (fastcurl.precision).
+        self.precision = choose_precision(self.bf16, bool(self.fp16), bool(self.use_cpu))
+        if self.precision.bf16 is not None:
+            self.bf16 = self.precision.bf16
+        # TRL defaults gradient_checkpointing to True, and transformers warns about that deprecated alias whenever
+        # activation_checkpointing is unset; resolve the alias here, silently, to the same value.
+        if getattr(self, "activation_checkpointing", False) is None and self.gradient_checkpointing is not None:
+            self.activation_checkpointing = self.gradient_checkpointing
+        if self.stages:
+            self.stages = [
+                s if isinstance(s, StageConfig) else StageConfig.from_dict(s, i) for i, s in enumerate(self.stages)
+            ]
+            # Stages are frozen: an unnamed one is replaced by a copy carrying the name resolved for it.
+            self.stages = [s if s.name == name else dataclasses.replace(s, name=name)
+                           for s, name in zip(self.stages, resolve_stage_names(self.stages), strict=True)]
+            for i, stage in enumerate(self.stages):
+                validate_stage(stage, i)
+            if self.max_steps > 0:
+                raise ValueError(
+                    "max_steps is set together with stages. A curriculum's length is the sum of its stages' "
+                    "rollout_steps; shorten the stages instead (the CLI's --max_steps_per_stage does that)."
+                )
+            # Our batch errors name the stage; check before TRL's generic ones. WORLD_SIZE is what launchers set.
+            for stage in self.stages:
+                derive_stage_batch(
+                    stage, self.per_device_train_batch_size, int(os.environ.get("WORLD_SIZE", "1")), self.num_iterations
+                )
+        # GRPOConfig checks its batch fields in __post_init__: with stages it checks the first stage's. The fields
+        # are given back as the user set them afterwards; the trainer applies each stage's on its own copy.
+        given = {name: getattr(self, name) for name in FIRST_STAGE_FIELDS} if self.stages else {}
+        if self.stages:
+            for name, value in first_stage_values(self.stages[0], self.per_device_train_batch_size,
+                                                  int(os.environ.get("WORLD_SIZE", "1")), self.num_iterations).items():
+                setattr(self, name, value)
+            self.steps_per_generation = None  # GRPOConfig derives it from generation_batch_size
+        super().__post_init__()
+        if self.think_policy not in ("template", "required", "auto", "none"):
+            raise ValueError(
+                f"think_policy must be 'template', 'required', 'auto' or 'none', got {self.think_policy!r}."
+            )
+        if self.vllm_weight_sync not in ("nccl", "disk"):
+            raise ValueError(f"vllm_weight_sync must be 'nccl' or 'disk', got {self.vllm_weight_sync!r}.")
+        if self.max_prompt_length is not None and self.max_prompt_length < 1:
+            raise ValueError(f"max_prompt_length must be a positive integer or None, got {self.max_prompt_length}.")
+        for name, value in given.items():
+            setattr(self, name, value)
+        for stage in self.stages or []:  # fail now, not at the stage boundary, when a batch does not divide
+            derive_stage_batch(stage, self.per_device_train_batch_size, self.world_size, self.num_iterations)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        if self.stages:
+            d["stages"] = [s.to_dict() for s in self.stages]
+        return d

@@ -1,0 +1,456 @@
+"""CurriculumGRPOTrainer: GRPOTrainer that runs every stage of a curriculum inside one ``.train()``.
+
+The trainer is the stage mechanism and nothing else. ``Trainer._inner_training_loop`` runs one pass of its epoch
+loop per *stage* (the hooks into that loop are in ``transformers_hooks``). Before a stage's pass the trainer
+applies the stage to TRL's state (data, every copy of the length, batch fields, per-stage settings, reference
+model, optimizer and schedule) and builds the stage's dataloader with TRL's own ``get_train_dataloader``; the
+pass ends when ``CurriculumCallback`` says the stage is over. Global step, logs, progress bar, checkpoints and
+resume stay those of one run. What a run does around the stages (SIGTERM, manifests, Hub pushes, metrics, the
+no-op guard) are callbacks in ``fastcurl.run``.
+
+With a plain ``GRPOConfig`` (no stages) nothing here changes GRPOTrainer's behaviour: it is one implicit stage.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("DS_ACCELERATOR", "cpu")  # before DeepSpeed's import: else it warns it found no GPU
+from accelerate.utils import is_peft_model
+from datasets import Dataset
+from torch.utils.data import Sampler
+from transformers import AutoProcessor, PreTrainedModel
+from trl import GRPOTrainer
+from trl.trainer.callbacks import SyncRefModelCallback
+
+from ..data import filter_stage_prompts, load_stage_datasets
+from ..generation.vllm_server import disk_sync_client, preflight_run
+from ..rewards.think import apply_think_policy
+from ..run import GracefulStop, standard_run_callbacks
+from ..run.checkpoints import find_last_checkpoint, link_policy_files, write_checkpoint
+from ..run.reward_errors import RewardInterrupted
+from ..run.console import quiet_library_bars, silence_library_deprecations, use_stage_progress, verbose
+from ..run.manifests import read_stage_manifest, stage_record
+from .callback import CurriculumCallback
+from .config import STAGE_OVERRIDABLE_FIELDS, FastCuRLConfig, StageConfig, first_stage_values
+from .stages import STAGE_FIELD_TARGETS, check_peft_reference
+from .plan import StagePlan, resolve_plan
+from .transformers_hooks import (
+    TrainingValues,
+    TransformersLoopHooks,
+    check_transformers,
+    replace_scheduler,
+    reset_generation_buffer,
+    set_micro_batch,
+)
+
+check_transformers()  # the private hooks overridden must have the signatures they are written against
+
+logger = logging.getLogger(__name__)
+
+class StageSampler(Sampler[int]):
+    """TRL's RepeatSampler, cycled over as many passes as a stage's maximum needs and cut there.
+
+    Each pass reshuffles (the sampler's generator advances), like epochs over the stage's data.
+    """
+
+    def __init__(self, base: Sampler[int], num_indices: int) -> None:
+        self.base = base
+        self.num_indices = num_indices
+
+    def __iter__(self) -> Iterator[int]:
+        produced = 0
+        while produced < self.num_indices:
+            for index in self.base:
+                yield index
+                produced += 1
+                if produced == self.num_indices:
+                    return
+
+    def __len__(self) -> int:
+        return self.num_indices
+
+
+class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
+    """GRPOTrainer with a stage schedule (``FastCuRLConfig.stages``) applied inside one ``.train()`` call.
+
+    Each stage switches the data, ``max_completion_length``, the rollouts per prompt and the batch at an exact
+    optimizer update, starts from the previous stage's policy (its new KL reference) with a fresh optimizer, and
+    ends with a checkpoint in ``output_dir/stage-<N>-<name>/``. One global step, one progress bar, one log.
+    With a plain ``GRPOConfig`` (no stages) it behaves exactly like ``GRPOTrainer``.
+
+    Args:
+        model: Hub id, local directory or a loaded causal LM (as ``GRPOTrainer``).
+        reward_funcs: One reward function or a list, in TRL's interface (``fastcurl.rewards.accuracy_reward`` is
+            FastCuRL's). A function that raises scores that sample 0, up to ``args.reward_error_limit`` errors.
+        args: A ``FastCuRLConfig`` (or a ``GRPOConfig`` for one implicit stage).
+        train_dataset: The data for stages that name no ``dataset``: one ``Dataset`` for all of them, or a dict
+            keyed by stage name. Needs a ``prompt`` and a ``ground_truth`` column for the accuracy reward.
+        eval_dataset: As ``GRPOTrainer``; by default built from ``args.eval_benchmarks``.
+        processing_class: The tokenizer; loaded from ``model`` when omitted.
+        callbacks: Extra ``TrainerCallback``\ s; the curriculum's callback is added by the trainer itself.
+        run_callbacks: The run features (``fastcurl.run``): SIGTERM, fail-soft rewards, metrics, the no-op guard,
+            manifests, the stage summary line, Hub pushes. None attaches the standard set
+            (``fastcurl.run.standard_run_callbacks``); a list attaches exactly those (``[]``: none).
+        **kwargs: Passed to ``GRPOTrainer`` (``peft_config``, ...).
+
+    Example::
+
+        from fastcurl import CurriculumGRPOTrainer, FastCuRLConfig, StageConfig
+        from fastcurl.rewards import accuracy_reward
+
+        config = FastCuRLConfig(
+            output_dir="runs/demo", learning_rate=1e-6, beta=0.001, per_device_train_batch_size=8,
+            stages=[
+                StageConfig(dataset="data/L2.parquet", segment="L1", max_completion_length=8192,
+                            prompts_per_rollout_step=128, prompts_per_update=64, num_generations=8,
+                            rollout_steps=160),
+                StageConfig(dataset="data/L2.parquet", segment="L2", max_completion_length=16384,
+                            prompts_per_rollout_step=64, num_generations=8, rollout_steps=590),
+            ],
+        )
+        trainer = CurriculumGRPOTrainer("deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", accuracy_reward, args=config)
+        trainer.train()            # trainer.train(resume_from_checkpoint=True) continues a killed run
+        trainer.save_final_model()
+    """
+
+    _tag_names = ["trl", "grpo", "fastcurl", "curriculum"]
+    # The callback that decides when a stage ends; a subclass of the trainer may name its own (see its docs).
+    curriculum_class: type[CurriculumCallback] = CurriculumCallback
+
+    def __init__(
+        self,
+        model: str | PreTrainedModel,
+        reward_funcs: Any,
+        args: FastCuRLConfig | Any = None,
+        train_dataset: Dataset | dict[str, Dataset] | None = None,
+        eval_dataset: Any = None,
+        processing_class: Any = None,
+        callbacks: list | None = None,
+        run_callbacks: list | None = None,
+        **kwargs: Any,
+    ) -> None:
+        silence_library_deprecations()
+        # The trainer writes its args at every stage boundary (TRL reads batch fields and lengths from there):
+        # it works on a copy, so the caller's config keeps the values it was given.
+        args = copy.copy(args) if args is not None else None
+        stages: list[StageConfig] = list(getattr(args, "stages", None) or [])
+        self.stage_datasets: list[Dataset] = []
+        if stages:
+            if kwargs.get("peft_config") is not None or (not isinstance(model, str) and is_peft_model(model)):
+                check_peft_reference(stages, args.beta)
+            with quiet_library_bars(not verbose(args)):
+                self.stage_datasets = load_stage_datasets(stages, train_dataset)  # before any model loads
+            train_dataset = self.stage_datasets[0]
+            self._base_values = {name: getattr(args, name) for name in STAGE_OVERRIDABLE_FIELDS}
+            construction = self._construction_values(stages, args)
+            # GRPOTrainer is built for the first stage (its buffers, sampler and checks); each stage resets them.
+            first = first_stage_values(stages[0], args.per_device_train_batch_size, args.world_size,
+                                       args.num_iterations)
+            for name, value in {**first, **construction}.items():
+                setattr(args, name, value)
+        # With push_to_hub the run pushes stage branches and the final model itself (fastcurl.run.HubPushCallback);
+        # transformers' own per-checkpoint pushes to main would interleave with them, so they stay off.
+        push_stages = bool(getattr(args, "push_to_hub", False)) and bool(stages)
+        if push_stages:
+            args.push_to_hub = False
+        setting = getattr(args, "think_policy", None)
+        if processing_class is None and isinstance(model, str) and (stages or setting is not None):
+            processing_class = AutoProcessor.from_pretrained(model, trust_remote_code=args.trust_remote_code)
+        reward_funcs, self.think_policy = apply_think_policy(reward_funcs, setting, processing_class,
+                                                             announce=os.environ.get("RANK", "0") == "0")
+        if eval_dataset is None and getattr(args, "eval_benchmarks", None):
+            from ..evaluation import load_benchmark
+
+            eval_dataset = {Path(name).stem: load_benchmark(name, args.eval_data_dir, args.eval_limit)
+                            for name in args.eval_benchmarks}
+        server_mode = bool(getattr(args, "use_vllm", False)) and getattr(args, "vllm_mode", None) == "server"
+        if server_mode:
+            preflight_run(model, args, max([s.max_completion_length for s in stages] or [args.max_completion_length]))
+        sync = getattr(args, "vllm_weight_sync", "nccl") if server_mode else "nccl"
+        hook = disk_sync_client(os.path.join(args.output_dir, ".vllm-weights")) if sync == "disk" else nullcontext()
+        with hook, quiet_library_bars(not verbose(args)):
+            super().__init__(model=model, reward_funcs=reward_funcs, args=args, train_dataset=train_dataset,
+                             eval_dataset=eval_dataset, processing_class=processing_class, callbacks=callbacks,
+                             **kwargs)
+        plans: list[StagePlan] = []
+        if stages:
+            for name in construction:
+                setattr(self.args, name, self._base_values[name])
+            plans = resolve_plan(stages, self._base_values["per_device_train_batch_size"],
+                                 self.accelerator.num_processes, self.num_iterations)
+            with quiet_library_bars(not verbose(self.args)):
+                tokenizer = getattr(self.processing_class, "tokenizer", self.processing_class)
+                self.stage_datasets = filter_stage_prompts(self.stage_datasets, plans, tokenizer,
+                                                           self.args.max_prompt_length)
+        precision = getattr(self.args, "precision", None)
+        if precision is not None and self.is_world_process_zero():
+            print(f"[fastcurl] precision: {precision.reason}", flush=True)
+        use_stage_progress(self)
+        self.curriculum = self.curriculum_class(plans)
+        self.curriculum.allow_recipe_change = bool(getattr(self.args, "resume_with_changed_recipe", False))
+        self.add_callback(self.curriculum)
+        for callback in standard_run_callbacks(self.args, push_to_hub=push_stages) if run_callbacks is None \
+                else run_callbacks:
+            self.add_callback(callback)
+
+    @staticmethod
+    def _construction_values(stages: list[StageConfig], args: Any) -> dict[str, Any]:
+        """Values GRPOTrainer must see at construction so that later stages can use what TRL sets up only then.
+
+        TRL builds no reference model when ``beta == 0`` and enables the entropy bonus only when
+        ``entropy_coef != 0``; both are decided once, in ``__init__``.
+        """
+        values: dict[str, Any] = {}
+        for name in ("beta", "entropy_coef"):
+            nonzero = [v for v in (s.overrides.get(name, getattr(args, name)) for s in stages) if v != 0]
+            if getattr(args, name) == 0 and nonzero:
+                values[name] = nonzero[0]
+        return values
+
+    @property
+    def curriculum_active(self) -> bool:
+        return bool(getattr(self, "curriculum", None) and self.curriculum.plans)
+
+    def run_callback(self, kind: type) -> Any:
+        """The attached callback of class ``kind`` (say ``fastcurl.run.NoLearningGuard``), or None."""
+        return next((c for c in self.callback_handler.callbacks if isinstance(c, kind)), None)
+
+    def _run_event(self, event: str, **kwargs: Any) -> None:
+        """A run event (``fastcurl.run``) to every callback that implements it, in their order."""
+        for callback in self.callback_handler.callbacks:
+            handler = getattr(callback, event, None)
+            if handler is not None:
+                handler(self, **kwargs)
+
+    # ------------------------------------------------------------------------------------- applying one stage
+
+    def _set_max_completion_length(self, length: int) -> None:
+        """Every copy TRL 1.16 keeps of the completion cap."""
+        self.args.max_completion_length = length
+        self.max_completion_length = length
+        if self.use_vllm:
+            self.vllm_generation.max_completion_length = length
+        else:
+            self.generation_config.max_new_tokens = length
+            self.generation_kwargs["max_new_tokens"] = length
+
+    def _enter_stage(self, index: int, *, resumed_updates: int | None) -> StagePlan:
+        """Make stage ``index`` current. ``resumed_updates`` counts its updates already made before a resume."""
+        plan = self.curriculum.plans[index]
+        stage, batch = plan.config, plan.batch
+        self.curriculum.begin_stage(index, self.state.global_step)
+        self.args.gradient_accumulation_steps = batch.gradient_accumulation_steps
+        self.args.steps_per_generation = batch.steps_per_generation
+        self.args.generation_batch_size = batch.generation_batch_size
+        self.args.num_generations = self.num_generations = stage.num_generations
+        self._set_max_completion_length(stage.max_completion_length)
+        for name, apply in STAGE_FIELD_TARGETS.items():  # each field where TRL reads it (curriculum/stages.py)
+            value = stage.overrides.get(name, self._base_values[name])
+            setattr(self.args, name, value)
+            apply(self, value)
+        self.train_dataset = self.stage_datasets[index]
+        # Completions buffered for the previous stage's batch shape must not leak into this one, and the
+        # micro-step counter decides which slice of a generation batch a step trains on.
+        reset_generation_buffer(self, (resumed_updates or 0) * batch.gradient_accumulation_steps)
+        if resumed_updates is not None and index > 0 and stage.reset_reference and self.ref_model is not None:
+            self._restore_reference(index)
+        if resumed_updates is None and index > 0:
+            if stage.reset_reference and self.ref_model is not None:
+                model = self.accelerator.unwrap_model(self.model_wrapped)
+                SyncRefModelCallback.sync_target_model(model, self.ref_model, alpha=1.0)
+            if stage.reset_optimizer:
+                self.optimizer.state.clear()
+                for group in self.optimizer.param_groups:
+                    group["lr"] = group["initial_lr"] = self.args.learning_rate
+                replace_scheduler(self)
+        return plan
+
+    def stage_checkpoint_dir(self, index: int) -> Path:
+        return Path(self.args.output_dir) / self.curriculum.plans[index].run_name
+
+    def _restore_reference(self, index: int) -> None:
+        """After a resume inside stage ``index``: its reference is the policy saved at the previous stage's end."""
+        previous = self.stage_checkpoint_dir(index - 1)
+        if not (previous / "config.json").exists():
+            raise FileNotFoundError(
+                f"Resuming inside stage {index + 1} needs its KL reference, the policy saved at the end of stage "
+                f"{index} in {previous}, which is missing. Keep save_stage_checkpoints on, or resume from a "
+                "checkpoint of an earlier stage."
+            )
+        saved = type(self.accelerator.unwrap_model(self.model)).from_pretrained(previous, dtype=self.model.dtype)
+        SyncRefModelCallback.sync_target_model(saved, self.ref_model, alpha=1.0)
+
+    def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
+        """The LR schedule spans the updates from the current stage's last optimizer reset up to the next one."""
+        if self.curriculum_active:
+            plans, start = self.curriculum.plans, self.curriculum.stage_index
+            while start > 0 and not plans[start].config.reset_optimizer:
+                start -= 1
+            end = start + 1
+            while end < len(plans) and not plans[end].config.reset_optimizer:
+                end += 1
+            num_training_steps = sum(p.batch.optimizer_updates for p in plans[start:end])
+        return super().create_scheduler(num_training_steps=num_training_steps, optimizer=optimizer)
+
+    # ---------------------------------------------------------- the loop's mechanism (see transformers_hooks)
+
+    def loop_values(self) -> TrainingValues:
+        """The loop's length: one epoch per stage, the sum of every stage's maximum updates."""
+        plans = self.curriculum.plans
+        first = plans[0].batch
+        return TrainingValues(
+            num_train_epochs=len(plans),
+            num_update_steps_per_epoch=max(first.optimizer_updates, 1),
+            num_examples=sum(len(d) for d in self.stage_datasets),
+            num_train_samples=sum(p.config.rollout_steps * p.batch.generation_batch_size for p in plans),
+            total_train_batch_size=first.per_device_train_batch_size * first.gradient_accumulation_steps
+            * self.accelerator.num_processes,
+            steps_in_epoch=first.optimizer_updates * first.gradient_accumulation_steps,
+            max_steps=sum(p.batch.optimizer_updates for p in plans),
+        )
+
+    def resume_position(self, resumed: bool) -> tuple[int, int]:
+        """(stage, micro-steps done in it) to continue at: the callback's saved state, and its own decision."""
+        saved = self.state.stateful_callbacks.get(type(self.curriculum).__name__) if resumed else None
+        if not saved:
+            self.curriculum.stage_index, self.curriculum.stage_start_steps = 0, []
+            return 0, 0
+        self.curriculum.restore(saved)
+        index = self.curriculum.stage_index
+        if self.curriculum.stage_over(self.state) and index + 1 < len(self.curriculum.plans):
+            return index + 1, 0  # the callback, not a rule re-derived here, says the saved stage is over
+        return index, self.curriculum.updates_done(self.state) * self.curriculum.plans[index].batch.gradient_accumulation_steps
+
+    def run_stage(self, index: int, resuming: bool, run_pass: Callable[[Any, int, int], None]) -> None:
+        """One stage: entered, run as one pass of the loop until the callback ends it, then finished."""
+        resumed_updates = None
+        if resuming and len(self.curriculum.stage_start_steps) > index:
+            resumed_updates = self.state.global_step - self.curriculum.stage_start_steps[index]
+        if resuming and resumed_updates is None and index > 0:
+            self._complete_interrupted_stage_end(index - 1)
+        plan = self._enter_stage(index, resumed_updates=resumed_updates)
+        self._run_event("on_stage_begin", plan=plan, resumed=resumed_updates is not None)
+        started = time.monotonic()
+        logger.info(f"Stage {index + 1}/{len(self.curriculum.plans)} '{plan.name}': at most {plan.config.rollout_steps} "
+                    f"rollout steps ({plan.batch.optimizer_updates} updates), max_completion_length="
+                    f"{plan.config.max_completion_length}, {len(self.train_dataset)} prompts")
+        run_pass(self.get_train_dataloader(), plan.batch.optimizer_updates * plan.batch.gradient_accumulation_steps,
+                 plan.batch.optimizer_updates)
+        if self.curriculum.stage_over(self.state):  # not when SIGTERM or max_steps stopped the pass
+            self._finish_stage(plan, time.monotonic() - started)
+
+    def stage_sampler(self, sampler: Sampler) -> Sampler:
+        """TRL's sampler for the current stage: reseeded per stage, long enough for the stage's maximum."""
+        plan = self.curriculum.current
+        if plan.index > 0 and getattr(sampler, "generator", None) is not None:
+            sampler.generator.manual_seed(self.args.seed + plan.index)  # stages sharing data: not the same order
+        per_rollout = plan.batch.generation_batch_size * plan.batch.steps_per_generation * self.num_iterations
+        return StageSampler(sampler, plan.config.rollout_steps * per_rollout)
+
+    def _complete_interrupted_stage_end(self, index: int) -> None:
+        """A run killed between a stage's last update and the end of its stage checkpoint: finish that end now.
+
+        The resumed weights are that stage's final policy, so the stage checkpoint (needed to restore the KL
+        reference on a later resume) and its manifest record are written from them.
+        """
+        recorded = {s["index"] for s in read_stage_manifest(self.args.output_dir)}
+        if index in recorded and (self.stage_checkpoint_dir(index).exists() or not self.args.save_stage_checkpoints):
+            return
+        logger.warning(f"Stage {index + 1} ended but its stage checkpoint or record is missing; writing it now.")
+        self._finish_stage(self.curriculum.plans[index], 0.0)
+
+    def _finish_stage(self, plan: StagePlan, seconds: float) -> None:
+        """Stage end: the policy saved to the stage's directory, then ``on_stage_end`` with its record."""
+        checkpoint = self.stage_checkpoint_dir(plan.index) if self.args.save_stage_checkpoints else None
+        if checkpoint is not None:
+            self.save_model(str(checkpoint))
+        record = stage_record(self, plan, seconds, checkpoint)
+        self._run_event("on_stage_end", plan=plan, record=record)
+
+    def save_checkpoint_safely(self, write: Callable[[], None], run_dir: str) -> None:
+        """transformers' checkpoint write, proven complete before it counts (``run.checkpoints``)."""
+        write_checkpoint(self, write, Path(run_dir) / f"checkpoint-{self.state.global_step}")
+
+    # -------------------------------------------------------------------------------------------- the run
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, *args: Any, **kwargs: Any) -> Any:
+        """TRL's train, with the run events around it; ``resume_from_checkpoint=True``: the newest complete one."""
+        if resume_from_checkpoint is True:
+            found = find_last_checkpoint(self.args.output_dir)
+            if found is None:
+                raise ValueError(f"No complete checkpoint in {self.args.output_dir} to resume from.")
+            resume_from_checkpoint = str(found)
+        try:
+            self._run_event("on_run_begin")
+            with quiet_library_bars(not verbose(self.args)):
+                output = super().train(resume_from_checkpoint, *args, **kwargs)
+        except RewardInterrupted:  # SIGTERM during a reward call that might never return
+            self._save_last_complete_update()
+            output = None
+        finally:
+            self._run_event("on_run_exit")
+        self._run_event("on_run_end")
+        return output
+
+    def _save_last_complete_update(self) -> None:
+        """A checkpoint of the state after the last finished update (the interrupted one left weights untouched)."""
+        stop = self.run_callback(GracefulStop)
+        if stop is not None:
+            stop.requested = True
+        if find_last_checkpoint(self.args.output_dir) != Path(self.args.output_dir) / f"checkpoint-{self.state.global_step}":
+            self._save_checkpoint(self.model, trial=None)
+
+    @property
+    def stopped_by_signal(self) -> bool:
+        stop = self.run_callback(GracefulStop)
+        return bool(stop and stop.requested)
+
+    def save_final_model(self, output_dir: str | None = None) -> Path:
+        """The final policy in ``output_dir``, loadable with ``from_pretrained(output_dir)``.
+
+        When the last stage's checkpoint already holds exactly this policy (no update since it was written), its
+        files are hard-linked instead of written a second time: a finished curriculum keeps one copy on disk.
+        """
+        out = Path(output_dir or self.args.output_dir)
+        last = len(self.curriculum.plans) - 1
+        source = None
+        if self.curriculum_active and self.args.save_stage_checkpoints:
+            record = next((r for r in read_stage_manifest(self.args.output_dir) if r["index"] == last), None)
+            if record is not None and record["last_global_step"] == self.state.global_step:
+                source = self.stage_checkpoint_dir(last)
+        if source is None or not source.is_dir():
+            self.save_model(str(out))
+        elif self.args.should_save:
+            link_policy_files(source, out)
+        self.accelerator.wait_for_everyone()
+        return out
+
+    def training_step(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        try:
+            return super().training_step(*args, **kwargs)
+        except torch.OutOfMemoryError as error:
+            plan = self.curriculum.current if self.curriculum_active else None
+            where = f"stage {plan.index + 1} '{plan.name}'" if plan else "training"
+            raise torch.OutOfMemoryError(
+                f"Out of memory in {where} with max_completion_length={self.max_completion_length}, "
+                f"num_generations={self.num_generations}, per_device_train_batch_size="
+                f"{self.args.per_device_train_batch_size}, max_prompt_length={self.args.max_prompt_length}. "
+                f"Lower per_device_train_batch_size for this stage (it is a per-stage override), enable "
+                f"gradient_checkpointing, or generate on a vLLM server. Original error: {error}"
+            ) from error
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        logs["curriculum/stage"] = float(self.curriculum.stage_index if self.curriculum_active else 0)
+        self._run_event("on_metrics", logs=logs, training=self.model.training)
+        super().log(logs, start_time)

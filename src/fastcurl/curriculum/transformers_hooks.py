@@ -1,0 +1,185 @@
+"""Every private part of transformers' ``Trainer`` (and TRL's GRPOTrainer) the curriculum touches, in one place.
+
+A curriculum runs each stage as one pass of transformers' epoch loop, so :class:`TransformersLoopHooks` (a base
+of ``CurriculumGRPOTrainer``) overrides a few private methods and hands each to the trainer's public mechanism
+(``loop_values``, ``resume_position``, ``run_stage``, ``stage_sampler``, ``save_checkpoint_safely``); the few
+private attributes a stage boundary resets are written by the functions at the end of this module only. transformers may rename their parameters or reorder the tuple one of them returns in any
+release; silently, that would make a resume look like a fresh stage (reference and optimizer reset). So the
+signatures relied on are listed here and checked when ``fastcurl.trainer`` is imported: a mismatch fails at once
+with the hook's name, what was expected and what is installed, instead of misbehaving hours into a run.
+
+Relied on (transformers 5.17 to 5.24):
+- ``_run_epoch(model, epoch, train_dataloader, steps_in_epoch, num_update_steps_per_epoch, trial,
+  ignore_keys_for_eval, start_time, resume_from_checkpoint, epochs_trained, steps_trained_in_current_epoch)``:
+  called once per epoch, and a curriculum stage is an epoch.
+- ``_init_training_state(max_steps, num_update_steps_per_epoch, num_train_epochs, resume_from_checkpoint, trial)``
+  returning ``(epochs_trained, steps_trained_in_current_epoch)``: where a resume starts.
+- ``set_initial_training_values(args, dataloader)`` returning the seven values of :class:`TrainingValues`, in
+  that order: the loop's length.
+- ``_get_output_dir(trial)`` and ``_save_checkpoint(model, trial)``: where checkpoints are written.
+- ``_get_train_sampler(dataset)`` (TRL's RepeatSampler): wrapped per stage.
+- The attributes ``_buffered_inputs``, ``_step`` (TRL's generation buffer and micro-step counter),
+  ``_train_batch_size`` (the dataloader's batch) and ``callback_handler.lr_scheduler``, reset at a stage boundary.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from typing import Any, NamedTuple
+
+TESTED_TRANSFORMERS = ("5.17", "5.24")
+
+RELIED_ON_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "_run_epoch": (
+        "model", "epoch", "train_dataloader", "steps_in_epoch", "num_update_steps_per_epoch", "trial",
+        "ignore_keys_for_eval", "start_time", "resume_from_checkpoint", "epochs_trained",
+        "steps_trained_in_current_epoch",
+    ),
+    "_init_training_state": (
+        "max_steps", "num_update_steps_per_epoch", "num_train_epochs", "resume_from_checkpoint", "trial",
+    ),
+    "set_initial_training_values": ("args", "dataloader"),
+    "_get_output_dir": ("trial",),
+    "_save_checkpoint": ("model", "trial"),
+    "create_scheduler": ("num_training_steps", "optimizer"),
+}
+
+# On TRL's GRPOTrainer, which defines the sampler the curriculum wraps.
+RELIED_ON_TRL_PARAMETERS: dict[str, tuple[str, ...]] = {"_get_train_sampler": ("dataset",)}
+
+
+class TrainingValues(NamedTuple):
+    """``Trainer.set_initial_training_values``' result, by name (transformers returns it as a plain tuple)."""
+
+    num_train_epochs: int
+    num_update_steps_per_epoch: int
+    num_examples: int
+    num_train_samples: int
+    total_train_batch_size: int
+    steps_in_epoch: int | None
+    max_steps: int
+
+
+class TransformersDriftError(RuntimeError):
+    """The installed transformers changed a private hook the curriculum relies on."""
+
+
+def _returned_names(function: Any) -> tuple[str, ...] | None:
+    """The names in a function's last ``return (a, b, ...)`` statement, or None when its source is unavailable."""
+    try:
+        source = inspect.getsource(function)
+    except (OSError, TypeError):
+        return None
+    returns = re.findall(r"return \(\s*([\w\s,]+?)\s*\)", source)
+    if not returns:
+        return None
+    return tuple(name.strip() for name in returns[-1].split(",") if name.strip())
+
+
+def drift(trainer_class: type, grpo_class: type | None = None) -> list[str]:
+    """What differs between ``trainer_class`` (transformers' Trainer) and what this module relies on.
+
+    With ``grpo_class`` (TRL's GRPOTrainer) its relied-on hooks are checked too.
+    """
+    problems = []
+    relied_on = [(trainer_class, name, expected) for name, expected in RELIED_ON_PARAMETERS.items()]
+    if grpo_class is not None:
+        relied_on += [(grpo_class, name, expected) for name, expected in RELIED_ON_TRL_PARAMETERS.items()]
+    for owner, name, expected in relied_on:
+        method = getattr(owner, name, None)
+        if method is None:
+            problems.append(f"{name}: no longer exists")
+            continue
+        found = tuple(p for p in inspect.signature(method).parameters if p != "self")
+        if found != expected:
+            problems.append(f"{name}: expected parameters {expected}, found {found}")
+    returned = _returned_names(trainer_class.set_initial_training_values)
+    if returned is not None and returned != TrainingValues._fields:
+        problems.append(f"set_initial_training_values: expected to return {TrainingValues._fields}, returns {returned}")
+    return problems
+
+
+def check_transformers(trainer_class: type | None = None) -> None:
+    """Raise :class:`TransformersDriftError` naming every hook that changed; called at import of the trainer."""
+    from trl import GRPOTrainer
+
+    if trainer_class is None:
+        from transformers import Trainer as trainer_class
+    problems = drift(trainer_class, GRPOTrainer)
+    if problems:
+        import transformers
+
+        raise TransformersDriftError(
+            f"fastcurl's curriculum relies on private hooks of transformers' Trainer that changed in transformers "
+            f"{transformers.__version__} (tested with {TESTED_TRANSFORMERS[0]} to {TESTED_TRANSFORMERS[1]}): "
+            + "; ".join(problems)
+            + f". Install a tested version: pip install 'transformers>={TESTED_TRANSFORMERS[0]},<="
+            f"{TESTED_TRANSFORMERS[1]}.99'."
+        )
+
+
+class TransformersLoopHooks:
+    """The overrides of transformers' private loop, each handed to the trainer's mechanism when a curriculum runs.
+
+    Placed before ``GRPOTrainer`` in ``CurriculumGRPOTrainer``'s bases. Without a curriculum (a plain
+    ``GRPOConfig``) each calls the original unchanged.
+    """
+
+    def set_initial_training_values(self, args, dataloader):
+        values = super().set_initial_training_values(args, dataloader)
+        return tuple(self.loop_values()) if self.curriculum_active else values
+
+    def _init_training_state(self, max_steps, num_update_steps_per_epoch, num_train_epochs, resume_from_checkpoint,
+                             trial):
+        position = super()._init_training_state(max_steps, num_update_steps_per_epoch, num_train_epochs,
+                                                resume_from_checkpoint, trial)
+        if not self.curriculum_active:
+            return position
+        return self.resume_position(resumed=resume_from_checkpoint is not None)
+
+    def _run_epoch(self, model, epoch, train_dataloader, steps_in_epoch, num_update_steps_per_epoch, trial,
+                   ignore_keys_for_eval, start_time, resume_from_checkpoint, epochs_trained,
+                   steps_trained_in_current_epoch):
+        # Every parameter by name (checked above): a renamed one fails at import instead of making a resume look
+        # like a fresh stage.
+        passed = dict(model=model, epoch=epoch, trial=trial, ignore_keys_for_eval=ignore_keys_for_eval,
+                      start_time=start_time, resume_from_checkpoint=resume_from_checkpoint,
+                      epochs_trained=epochs_trained, steps_trained_in_current_epoch=steps_trained_in_current_epoch)
+        if not self.curriculum_active:
+            return super()._run_epoch(train_dataloader=train_dataloader, steps_in_epoch=steps_in_epoch,
+                                      num_update_steps_per_epoch=num_update_steps_per_epoch, **passed)
+
+        def run_pass(dataloader: Any, micro_steps: int, updates: int) -> None:
+            super(TransformersLoopHooks, self)._run_epoch(
+                train_dataloader=dataloader, steps_in_epoch=micro_steps, num_update_steps_per_epoch=updates, **passed
+            )
+
+        self.run_stage(epoch, resuming=resume_from_checkpoint is not None and epoch == epochs_trained,
+                       run_pass=run_pass)
+
+    def _get_train_sampler(self, dataset=None):
+        sampler = super()._get_train_sampler(dataset)
+        return self.stage_sampler(sampler) if self.curriculum_active else sampler
+
+    def _save_checkpoint(self, model, trial):
+        self.save_checkpoint_safely(lambda: super(TransformersLoopHooks, self)._save_checkpoint(model, trial),
+                                    run_dir=super()._get_output_dir(trial))
+
+
+def reset_generation_buffer(trainer: Any, micro_step: int) -> None:
+    """TRL's buffered completions (shaped for the previous stage's batch) dropped; its micro-step counter set."""
+    trainer._buffered_inputs = None
+    trainer._step = micro_step
+
+
+def set_micro_batch(trainer: Any, size: int) -> None:
+    """The dataloader's batch size (transformers reads ``_train_batch_size`` when it builds the dataloader)."""
+    trainer._train_batch_size = size
+
+
+def replace_scheduler(trainer: Any) -> None:
+    """A new LR schedule made current, also where the callback handler hands it to callbacks."""
+    trainer.lr_scheduler = None
+    trainer.create_scheduler(num_training_steps=0, optimizer=trainer.optimizer)
+    trainer.callback_handler.lr_scheduler = trainer.lr_scheduler

@@ -1,0 +1,53 @@
+"""Metrics a run adds to TRL's logs: validation pass@1 per eval set, the symbolic verifier pool's counters."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from transformers import TrainerCallback
+
+
+class ValidationMetrics(TrainerCallback):
+    """``eval/<set>/pass@1`` and ``eval/<set>/mean_length`` from each evaluation; an evaluation at each stage end.
+
+    TRL's evaluation loop generates ``num_generations_eval`` completions per problem and scores them with the
+    reward functions; the accuracy reward's mean over them is pass@1 averaged over those samples. With
+    ``eval_on_stage_end`` the stage's manifest record gets them too (attach this before ``ManifestCallback``).
+    """
+
+    def on_metrics(self, trainer: Any, logs: dict[str, float], training: bool) -> None:
+        if training:
+            return
+        name = next((k[len("eval_"): -len("_runtime")] for k in logs if k.startswith("eval_") and
+                     k.endswith("_runtime")), "") or "eval"
+        metrics = trainer._metrics["eval"]  # TRL's per-mode metric buffers, read before TRL clears them
+        accuracy = next((k for k in metrics if k.startswith("rewards/") and "accuracy" in k and k.endswith("/mean")),
+                        "reward")
+        for key, label in ((accuracy, "pass@1"), ("completions/mean_length", "mean_length")):
+            values = [v for v in metrics.get(key, []) if v == v]
+            if values:
+                logs[f"eval/{name}/{label}"] = sum(values) / len(values)
+
+    def on_stage_end(self, trainer: Any, plan: Any, record: dict[str, Any]) -> None:
+        if not (trainer.args.eval_on_stage_end and trainer.eval_dataset is not None):
+            return
+
+        def latest() -> list[dict[str, Any]]:
+            return [e for e in trainer.state.log_history if e.get("step") == trainer.state.global_step]
+
+        if not any(k.startswith("eval/") for e in latest() for k in e):  # eval_steps may have just run
+            trainer.evaluate()
+        record["metrics"].update({k: v for e in latest() for k, v in e.items() if k.startswith("eval/")})
+
+
+class SymbolicPoolMetrics(TrainerCallback):
+    """``rewards/<accuracy reward>/{checks,timeouts,replaced,unavailable}``: the verifier pool's health."""
+
+    def on_metrics(self, trainer: Any, logs: dict[str, float], training: bool) -> None:
+        pool = getattr(sys.modules.get("fastcurl.rewards.verify"), "_POOL", None)
+        if not training or "loss" not in logs or pool is None:
+            return
+        names = [getattr(f, "__name__", "") for f in trainer.reward_funcs if callable(f)]
+        for name in (n for n in names if "accuracy" in n):
+            logs.update({f"rewards/{name}/{key}": float(value) for key, value in pool.stats.items()})
