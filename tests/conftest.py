@@ -69,8 +69,19 @@ def tiny_model_path(tmp_path_factory) -> str:
     return str(build_tiny_model(tmp_path_factory.mktemp("tiny-qwen2")))
 
 
+SAMPLE_DATA = Path(__file__).resolve().parent / "data" / "fastcurl"
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
+    """The full FastCuRL sets (40,315 training problems), for the tests that reproduce published numbers."""
     if not SHARED_DATA.exists():
-        pytest.skip(f"the shared FastCuRL data is not at {SHARED_DATA}")
+        pytest.skip(f"needs the full FastCuRL data (40,315 problems, the published split) at {SHARED_DATA}; the "
+                    "shipped sample in tests/data/fastcurl is too small for this test")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def sample_data() -> Path:
+    """The shipped sample (tests/data/README.md): the five test sets whole, the first rows of L1/L2/L3."""
+    return SAMPLE_DATA

@@ -3,7 +3,11 @@
 Writes ``<out>/rank-<r>.jsonl``: per update, the rank, global step, stage, completion cap, the prompts this rank
 scored and checksums of the policy and the reference at each stage start.
 
-    accelerate launch --cpu --num_processes 2 tests/multiprocess_run.py MODEL OUT [--fail-on-rank R]
+    accelerate launch --cpu --num_processes 2 tests/multiprocess_run.py MODEL OUT [--mismatch] [--save]
+        [--resume] [--slow]
+
+``--save`` writes a checkpoint at every update, ``--resume`` continues from the newest complete one, ``--slow``
+makes every reward call take a second (so a test can signal a rank mid-run); each reward record has the pid.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -30,8 +35,11 @@ def main() -> None:
     num_problems = 48 + (1 if "--mismatch" in sys.argv and rank == 1 else 0)
 
     def recorded(prompts, completions, trainer_state, **kwargs):
+        if "--slow" in sys.argv:
+            time.sleep(1.0)
         with records.open("a") as f:
-            f.write(json.dumps({"kind": "reward", "rank": rank, "step": trainer_state.global_step + 1,
+            f.write(json.dumps({"kind": "reward", "rank": rank, "pid": os.getpid(),
+                                "step": trainer_state.global_step + 1,
                                 "stage": trainer.curriculum.stage_index,
                                 "cap": trainer.max_completion_length,
                                 "prompts": [p[-1]["content"] for p in prompts],
@@ -60,12 +68,14 @@ def main() -> None:
                     rollout_steps=2, **stage),
     ]
     args = FastCuRLConfig(output_dir=str(out), use_cpu=True, report_to="none", logging_steps=1,
-                          save_strategy="no", per_device_train_batch_size=4, learning_rate=1e-3,
+                          save_strategy="steps" if "--save" in sys.argv else "no", save_steps=1,
+                          per_device_train_batch_size=4, learning_rate=1e-3,
                           lr_scheduler_type="constant", seed=0, beta=0.05, stages=stages, disable_tqdm=True)
     trainer = CurriculumGRPOTrainer(model=model_path, reward_funcs=recorded, args=args, callbacks=[StageStart()])
-    trainer.train()
+    trainer.train(resume_from_checkpoint=True if "--resume" in sys.argv else None)
     with records.open("a") as f:
         f.write(json.dumps({"kind": "done", "rank": rank, "step": trainer.state.global_step,
+                            "stopped_by_signal": trainer.stopped_by_signal,
                             "engine_steps": getattr(trainer.model_wrapped, "global_steps", None),
                             "policy": checksum(trainer.accelerator.unwrap_model(trainer.model_wrapped))}) + "\n")
 

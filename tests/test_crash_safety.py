@@ -44,6 +44,25 @@ def cli(tmp_path: Path, model_path: str, out: Path, record: Path, *extra: str, e
                            str(out), *extra], capture_output=True, text=True, env=environment, timeout=300)
 
 
+def start_cli(tmp_path: Path, model_path: str, out: Path, record: Path, **env: str) -> subprocess.Popen:
+    """The crash recipe's `fastcurl train` in the background (its output piped), for faults sent while it runs."""
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe(model_path)))
+    environment = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{TESTS}", "FASTCURL_TEST_RECORD": str(record),
+                   **env}
+    return subprocess.Popen([sys.executable, "-m", "fastcurl.cli", "train", "--config", str(path), "--output_dir",
+                             str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
+
+
+def wait_for(path: Path, process: subprocess.Popen, timeout: float = 300) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not path.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert path.exists(), process.communicate()[1][-3000:]
+
+
 def records(path: Path) -> dict[int, dict]:
     by_step = {}
     for line in path.read_text().splitlines():
@@ -309,17 +328,8 @@ def test_sigterm_during_a_hanging_reward_saves_and_exits_within_the_grace_period
 
     full_dir, full = uninterrupted
     out, record = tmp_path / "run", tmp_path / "record.jsonl"
-    path = tmp_path / "recipe.yaml"
-    path.write_text(yaml.safe_dump(recipe(tiny_model_path)))
-    environment = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{TESTS}", "FASTCURL_TEST_RECORD": str(record),
-                   "FASTCURL_TEST_HANG_AT": "4"}
-    process = subprocess.Popen([sys.executable, "-m", "fastcurl.cli", "train", "--config", str(path), "--output_dir",
-                                str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
-    hanging = Path(str(record) + ".hanging")
-    deadline = time.monotonic() + 300
-    while not hanging.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert hanging.exists(), process.communicate()[1][-2000:]
+    process = start_cli(tmp_path, tiny_model_path, out, record, FASTCURL_TEST_HANG_AT="4")
+    wait_for(Path(str(record) + ".hanging"), process)
     process.send_signal(signal.SIGTERM)
     sent = time.monotonic()
     stdout, stderr = process.communicate(timeout=60)
@@ -330,3 +340,94 @@ def test_sigterm_during_a_hanging_reward_saves_and_exits_within_the_grace_period
     resumed = cli(tmp_path, tiny_model_path, out, record, "--resume")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert sorted(records(record)) == [4, 5]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3000)
+def test_sigkill_at_ten_random_moments_resumes_bit_identically(tiny_model_path, tmp_path, uninterrupted):
+    """SIGKILL from this test (not at an injection point) at 10 moments spread over a two-stage run, then
+    --resume: every resumed run ends with the uninterrupted run's weights, and redoes its updates exactly."""
+    import random
+    import time
+
+    full_dir, full = uninterrupted
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe(tiny_model_path)))
+    environment = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{TESTS}"}
+    timing = tmp_path / "timing"
+    started = time.monotonic()
+    assert cli(tmp_path, tiny_model_path, timing, tmp_path / "timing.jsonl").returncode == 0
+    duration = time.monotonic() - started
+    draw = random.Random(20261202)
+    moments = sorted(draw.uniform(0.3 * duration, 0.97 * duration) for _ in range(10))
+    reference = weights(full_dir)
+    outcomes = []
+    for trial, moment in enumerate(moments):
+        out, record = tmp_path / f"run{trial}", tmp_path / f"record{trial}.jsonl"
+        process = subprocess.Popen([sys.executable, "-m", "fastcurl.cli", "train", "--config", str(path),
+                                    "--output_dir", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                   env={**environment, "FASTCURL_TEST_RECORD": str(record)})
+        time.sleep(moment)
+        killed = process.poll() is None
+        if killed:
+            process.kill()
+        process.wait(timeout=60)
+        last = find_last_checkpoint(out) if out.exists() else None
+        outcomes.append((round(moment, 1), killed, last.name if last else None))
+        if record.exists():
+            record.unlink()
+        resumed = cli(tmp_path, tiny_model_path, out, record, "--resume")
+        assert resumed.returncode == 0, (outcomes[-1], resumed.stderr[-3000:])
+        for step, entry in records(record).items() if record.exists() else []:
+            assert entry == full[step], (outcomes[-1], step)
+        final = weights(out)
+        assert all(torch.equal(final[n], t) for n, t in reference.items()), outcomes[-1]
+        manifest = json.loads((out / "stage_manifest.json").read_text())["stages"]
+        assert [(s["first_global_step"], s["last_global_step"]) for s in manifest] == [(1, 2), (3, 5)]
+    print("killed at (seconds, killed, newest complete checkpoint):", outcomes)
+    assert sum(killed for _, killed, _ in outcomes) >= 8  # the moments fall inside the run, not after it
+    assert len({newest for _, killed, newest in outcomes if killed}) >= 3  # and in different parts of it
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 64 MiB filesystem (tmpfs; needs root, as CI runs)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def test_a_real_full_disk_names_the_space_needed_and_keeps_the_previous_checkpoint(tiny_model_path, tmp_path,
+                                                                                     small_disk, uninterrupted):
+    """Row 5: the disk fills (another writer takes the space) between two checkpoints."""
+    import time
+
+    full_dir, _ = uninterrupted
+    out, record = small_disk / "run", tmp_path / "record.jsonl"
+    process = start_cli(tmp_path, tiny_model_path, out, record, FASTCURL_TEST_REWARD_SLEEP="3")
+    wait_for(out / "checkpoint-1" / "fastcurl_complete.json", process)
+    filler = small_disk / "filler"
+    fd = os.open(filler, os.O_CREAT | os.O_WRONLY)  # take every free byte, as another job on the node would
+    for block in (1 << 20, 4096, 1):
+        try:
+            while True:
+                os.write(fd, b"\0" * block)
+        except OSError:
+            pass
+    os.close(fd)
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode != 0
+    assert "Could not write checkpoint-2" in stderr and "the disk is full" in stderr, stderr[-3000:]
+    assert "MiB are free; a checkpoint of this run needs about" in stderr and "checkpoint-1) is intact" in stderr
+    assert find_last_checkpoint(out).name == "checkpoint-1"
+    filler.unlink()
+    record.unlink()
+    resumed = cli(tmp_path, tiny_model_path, out, record, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming from {out / 'checkpoint-1'}" in resumed.stdout
+    final, reference = weights(out), weights(full_dir)
+    assert all(torch.equal(final[n], t) for n, t in reference.items())

@@ -33,17 +33,17 @@ def test_reproduces_fastcurl_split_exactly(shared_data):
         assert ours == published
 
 
-def test_verl_ground_truth_shapes(shared_data):
-    aime = load_math_dataset(shared_data / "test" / "aime2024.parquet")
+def test_verl_ground_truth_shapes(sample_data):
+    aime = load_math_dataset(sample_data / "test" / "aime2024.parquet")
     assert len(aime) == 30 and all(len(g) == 1 for g in aime["ground_truth"])
     assert any(g[0].startswith("0") for g in aime["ground_truth"])  # leading zeros kept, e.g. 025
-    amc = load_math_dataset(shared_data / "test" / "amc2023.parquet")
+    amc = load_math_dataset(sample_data / "test" / "amc2023.parquet")
     assert amc[0]["ground_truth"] == ["142"]
-    minerva = load_math_dataset(shared_data / "test" / "minerva.parquet")
+    minerva = load_math_dataset(sample_data / "test" / "minerva.parquet")
     several = [g for g in minerva["ground_truth"] if len(g) > 1]
     assert len(several) == 75
     assert all(a == a.strip() for g in minerva["ground_truth"] for a in g)
-    olympiad = load_math_dataset(shared_data / "test" / "olympiadbench.parquet")
+    olympiad = load_math_dataset(sample_data / "test" / "olympiadbench.parquet")
     assert not any(a.startswith("$") for g in olympiad["ground_truth"] for a in g)
     for row in aime:
         assert row["prompt"][-1]["content"].endswith(INSTRUCTION)

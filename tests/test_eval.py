@@ -62,9 +62,9 @@ def _eval(tiny_model_path, data_dir, out, *extra):
     )
 
 
-def test_eval_cli_table_json_jsonl_and_regrade(tiny_model_path, shared_data, tmp_path):
+def test_eval_cli_table_json_jsonl_and_regrade(tiny_model_path, sample_data, tmp_path):
     out = tmp_path / "eval"
-    result = _eval(tiny_model_path, shared_data / "test", out)
+    result = _eval(tiny_model_path, sample_data / "test", out)
     assert result.returncode == 0, result.stderr[-3000:]
     records = read_records(out / "samples.jsonl")
     assert len(records) == 2 * 3 * 4
@@ -87,13 +87,13 @@ def test_eval_cli_table_json_jsonl_and_regrade(tiny_model_path, shared_data, tmp
     assert {k: v for k, v in regraded.items()} == {k: v for k, v in results.items() if k != "_run"}
 
 
-def test_interrupted_eval_resumes_without_duplicates(tiny_model_path, shared_data, tmp_path):
+def test_interrupted_eval_resumes_without_duplicates(tiny_model_path, sample_data, tmp_path):
     out = tmp_path / "eval"
-    assert _eval(tiny_model_path, shared_data / "test", out).returncode == 0
+    assert _eval(tiny_model_path, sample_data / "test", out).returncode == 0
     lines = (out / "samples.jsonl").read_text().splitlines(keepends=True)
     # A crash mid-write: the first prompt complete, the second half written, the last line cut off.
     (out / "samples.jsonl").write_text("".join(lines[:6]) + lines[6][: len(lines[6]) // 2])
-    resumed = _eval(tiny_model_path, shared_data / "test", out)
+    resumed = _eval(tiny_model_path, sample_data / "test", out)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "1 done before, 5 to generate" in resumed.stdout
     records = read_records(out / "samples.jsonl")
@@ -102,7 +102,7 @@ def test_interrupted_eval_resumes_without_duplicates(tiny_model_path, shared_dat
     # Cut inside the first line of a prompt (every earlier prompt whole): the cut line must go before appending.
     lines = (out / "samples.jsonl").read_text().splitlines(keepends=True)
     (out / "samples.jsonl").write_text("".join(lines[:8]) + lines[8][:10])
-    resumed = _eval(tiny_model_path, shared_data / "test", out)
+    resumed = _eval(tiny_model_path, sample_data / "test", out)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "2 done before, 4 to generate" in resumed.stdout
     text = (out / "samples.jsonl").read_text()
@@ -120,17 +120,17 @@ def test_eval_errors_before_loading_a_model(tmp_path):
     assert bad.returncode != 0 and "benchmark 'nosuch'" in bad.stderr and "Known names" in bad.stderr
 
 
-def test_data_parallel_workers_keep_prompts_in_order(tiny_model_path, shared_data, tmp_path):
+def test_data_parallel_workers_keep_prompts_in_order(tiny_model_path, sample_data, tmp_path):
     """Two model copies in two processes: every sample lands on its own prompt, none lost or duplicated."""
     from fastcurl.evaluation import load_benchmark
 
     out = tmp_path / "dp"
-    result = _eval(tiny_model_path, shared_data / "test", out, "--data_parallel", "2", "--batch_size", "8")
+    result = _eval(tiny_model_path, sample_data / "test", out, "--data_parallel", "2", "--batch_size", "8")
     assert result.returncode == 0, result.stderr[-3000:]
     records = read_records(out / "samples.jsonl")
     assert len({(r["benchmark"], r["prompt_id"], r["sample"]) for r in records}) == len(records) == 24
     for name in ("aime2024", "amc2023"):
-        golds = load_benchmark(name, shared_data / "test", limit=3)["ground_truth"]
+        golds = load_benchmark(name, sample_data / "test", limit=3)["ground_truth"]
         for r in records:
             if r["benchmark"] == name:
                 assert r["ground_truth"] == golds[r["prompt_id"]]

@@ -21,17 +21,23 @@ LAUNCHERS = {
     # --multi_gpu picks torchrun-style launching; with no GPU, use_cpu=True makes every rank use gloo on CPU.
     "ddp": ["--multi_gpu"],
     "zero2": ["--use_deepspeed", "--zero_stage", "2"],
+    # 16-bit weights gathered on save: stage checkpoints stay loadable (and restore the KL reference on resume)
+    "zero3": ["--use_deepspeed", "--zero_stage", "3", "--zero3_save_16bit_model", "true"],
 }
 
 
-def launch(kind: str, model: str, out: Path, *extra: str) -> subprocess.CompletedProcess:
-    if kind == "zero2" and importlib.util.find_spec("deepspeed") is None:
+def launch_command(kind: str, model: str, out: Path, *extra: str) -> tuple[list[str], dict]:
+    if kind.startswith("zero") and importlib.util.find_spec("deepspeed") is None:
         pytest.skip("DeepSpeed is not installed: DS_BUILD_OPS=0 pip install 'fastcurl[deepspeed]'")
     port = str(29500 + (os.getpid() + int(time.time())) % 1000)
     command = [sys.executable, "-m", "accelerate.commands.launch", *LAUNCHERS[kind], "--num_processes", "2",
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
                port, str(SCRIPT), model, str(out), *extra]
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    return command, {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+
+
+def launch(kind: str, model: str, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    command, env = launch_command(kind, model, out, *extra)
     return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
 
 
@@ -40,7 +46,7 @@ def read(out: Path) -> list[dict]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["ddp", "zero2"])
+@pytest.mark.parametrize("kind", ["ddp", "zero2", "zero3"])
 def test_two_ranks_switch_stages_together_with_whole_groups(kind, tiny_model_path, tmp_path):
     out = tmp_path / kind
     result = launch(kind, tiny_model_path, out)
@@ -84,3 +90,44 @@ def test_ranks_that_disagree_fail_fast(tiny_model_path, tmp_path):
     assert result.returncode != 0
     assert "disagree on the curriculum" in result.stderr and "stage sizes" in result.stderr
     assert time.monotonic() - started < 120
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["ddp", "zero3"])
+def test_sigterm_to_one_rank_stops_both_at_one_saved_update(kind, tiny_model_path, tmp_path):
+    """Row 2: SIGTERM (from this test) to rank 1 only, inside stage 2: both ranks learn of it at the next update,
+    save one checkpoint together and exit 0, as does the launcher; the run then resumes (the KL reference restored
+    from stage 1's checkpoint) to the same final policy as an uninterrupted run."""
+    import signal
+
+    from fastcurl.run.checkpoints import find_last_checkpoint
+
+    out = tmp_path / "run"
+    command, env = launch_command(kind, tiny_model_path, out, "--save", "--slow")
+    launcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    rank_1 = out / "rank-1.jsonl"
+    deadline = time.monotonic() + 240
+    pid = None
+    while pid is None and launcher.poll() is None and time.monotonic() < deadline:
+        lines = rank_1.read_text().splitlines() if rank_1.exists() else []
+        steps = [json.loads(line) for line in lines if '"reward"' in line]
+        if steps and steps[-1]["step"] >= 3:
+            pid = steps[-1]["pid"]
+        time.sleep(0.1)
+    assert pid is not None, launcher.communicate()[1][-3000:]
+    os.kill(pid, signal.SIGTERM)
+    stdout, stderr = launcher.communicate(timeout=120)
+    assert launcher.returncode == 0, stderr[-4000:]
+    done = [r for r in read(out) if r["kind"] == "done"]
+    assert len(done) == 2 and len({r["step"] for r in done}) == 1 and all(r["stopped_by_signal"] for r in done)
+    stopped_at = done[0]["step"]
+    assert stopped_at < 4 and find_last_checkpoint(out).name == f"checkpoint-{stopped_at}"
+    resumed = launch(kind, tiny_model_path, out, "--save", "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-4000:]
+    finished = {r["rank"]: r for r in read(out) if r["kind"] == "done"}  # each rank's last
+    assert {r["step"] for r in finished.values()} == {4} and len(finished) == 2
+    assert not any(r["stopped_by_signal"] for r in finished.values())
+    whole = tmp_path / "whole"
+    assert launch(kind, tiny_model_path, whole, "--save").returncode == 0
+    expected = {r["rank"]: r for r in read(whole) if r["kind"] == "done"}
+    assert {r["policy"] for r in finished.values()} == {r["policy"] for r in expected.values()}

@@ -38,7 +38,7 @@ def model_cache(tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.timeout(2400)  # two notebooks with the 135M model; a hang detector
-def test_quickstart_and_evaluate_notebooks(tmp_path, model_cache, shared_data):
+def test_quickstart_and_evaluate_notebooks(tmp_path, model_cache, sample_data):
     env = {"FASTCURL_CACHE": model_cache, "FASTCURL_NB_STEPS": "1", "FASTCURL_NB_TOKENS": "16",
            "FASTCURL_NB_OUTPUT": str(tmp_path / "quick"), "PYTHONPATH": str(ROOT / "src")}
     cells = execute("01_quickstart.ipynb", tmp_path, env)
@@ -46,7 +46,7 @@ def test_quickstart_and_evaluate_notebooks(tmp_path, model_cache, shared_data):
     assert "stage 2/2 'L3-long' done: steps 2-2" in text and "before:" in text and "after:" in text
     assert has_image(cells)
     env = {**env, "FASTCURL_NB_MODEL": str(tmp_path / "quick"), "FASTCURL_NB_LIMIT": "2",
-           "FASTCURL_NB_SAMPLES": "2", "FASTCURL_TEST_DIR": str(shared_data / "test")}
+           "FASTCURL_NB_SAMPLES": "2", "FASTCURL_TEST_DIR": str(sample_data / "test")}
     cells = execute("03_evaluate.ipynb", tmp_path, env)
     text = outputs_text(cells)
     assert "math500" in text and "amc2023" in text and "average" in text and has_image(cells)

@@ -46,9 +46,9 @@ FILES = ["train/train_L1", "train/train_L3", "test/aime2024", "test/amc2023", "t
 
 
 @pytest.mark.parametrize("name", FILES)
-def test_real_golds_accept_themselves_boxed_and_reject_a_changed_answer(shared_data, name):
+def test_real_golds_accept_themselves_boxed_and_reject_a_changed_answer(sample_data, name):
     """Each stored gold, boxed after a think block, earns 1; the same with a digit changed earns 0."""
-    rows = pq.read_table(shared_data / f"{name}.parquet").column("reward_model").to_pylist()[:40]
+    rows = pq.read_table(sample_data / f"{name}.parquet").column("reward_model").to_pylist()[:40]
     golds = [normalize_ground_truth(r["ground_truth"], name) for r in rows]
     golds = [g for g in golds if g]
     right = [f"Some reasoning.</think>\nSo the answer is $\\boxed{{{g[0]}}}$." for g in golds]

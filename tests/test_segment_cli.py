@@ -25,10 +25,10 @@ def _rows(dataset: Dataset, indices) -> Dataset:
     return dataset.select(list(indices))
 
 
-def test_contamination_finds_planted_duplicates_in_real_rows(shared_data, tmp_path):
-    train = load_math_dataset(shared_data / "train" / "train_L1.parquet", max_samples=300)
-    math500 = load_math_dataset(shared_data / "test" / "math.parquet")
-    aime = load_math_dataset(shared_data / "test" / "aime2024.parquet")
+def test_contamination_finds_planted_duplicates_in_real_rows(sample_data, tmp_path):
+    train = load_math_dataset(sample_data / "train" / "train_L1.parquet", max_samples=300)
+    math500 = load_math_dataset(sample_data / "test" / "math.parquet")
+    aime = load_math_dataset(sample_data / "test" / "aime2024.parquet")
     evals = {"math500": math500, "aime2024": aime}
     baseline = {(m.train_index, m.benchmark, m.eval_index) for m in find_contamination(train, evals)}
 
@@ -67,13 +67,13 @@ def test_normalize_problem_ignores_latex_spacing_only():
     assert normalize_problem("Find x = 1/2") != normalize_problem("Find x = 1/3")
 
 
-def test_segment_cli_writes_segments_stats_histogram_and_contamination(shared_data, tmp_path):
+def test_segment_cli_writes_segments_stats_histogram_and_contamination(sample_data, tmp_path):
     source = tmp_path / "train.parquet"
-    table = pq.read_table(shared_data / "train" / "train_L2.parquet").slice(0, 2000)
+    table = pq.read_table(sample_data / "train" / "train_L2.parquet").slice(0, 2000)
     pq.write_table(table, source)
     aime = tmp_path / "eval"
     aime.mkdir()
-    pq.write_table(pq.read_table(shared_data / "test" / "aime2024.parquet"), aime / "aime2024.parquet")
+    pq.write_table(pq.read_table(sample_data / "test" / "aime2024.parquet"), aime / "aime2024.parquet")
     # Leak one AIME problem into the training file to see it reported.
     rows = table.to_pylist()
     rows[5]["prompt"] = pq.read_table(aime / "aime2024.parquet").to_pylist()[0]["prompt"]

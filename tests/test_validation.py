@@ -8,7 +8,7 @@ from fastcurl import CurriculumGRPOTrainer, FastCuRLConfig, StageConfig
 from fastcurl.rewards import accuracy_reward
 
 
-def test_validation_every_eval_steps_and_at_stage_ends(tiny_model_path, shared_data, tmp_path):
+def test_validation_every_eval_steps_and_at_stage_ends(tiny_model_path, sample_data, tmp_path):
     stages = [
         StageConfig(name="short", dataset="synthetic", dataset_kwargs={"num_problems": 32}, segment="L1",
                     max_completion_length=8, num_generations=4, prompts_per_rollout_step=2, rollout_steps=3),
@@ -19,7 +19,7 @@ def test_validation_every_eval_steps_and_at_stage_ends(tiny_model_path, shared_d
         output_dir=str(tmp_path), use_cpu=True, report_to="none", logging_steps=1, save_strategy="no",
         per_device_train_batch_size=8, seed=0, stages=stages, disable_tqdm=True,
         eval_strategy="steps", eval_steps=2, per_device_eval_batch_size=4, num_generations_eval=2,
-        eval_benchmarks=["aime2024", "amc2023"], eval_data_dir=str(shared_data / "test"), eval_limit=2,
+        eval_benchmarks=["aime2024", "amc2023"], eval_data_dir=str(sample_data / "test"), eval_limit=2,
     )
     trainer = CurriculumGRPOTrainer(model=tiny_model_path, reward_funcs=accuracy_reward, args=args)
     assert set(trainer.eval_dataset) == {"aime2024", "amc2023"} and len(trainer.eval_dataset["aime2024"]) == 2

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
@@ -37,7 +38,14 @@ from ..data import filter_stage_prompts, load_stage_datasets
 from ..generation.vllm_server import disk_sync_client, preflight_run
 from ..rewards.think import apply_think_policy
 from ..run import GracefulStop, standard_run_callbacks
-from ..run.checkpoints import find_last_checkpoint, link_policy_files, write_checkpoint
+from ..run.checkpoints import (
+    complete_directory,
+    find_last_checkpoint,
+    link_policy_files,
+    mark_complete,
+    publish_directory,
+    write_checkpoint,
+)
 from ..run.reward_errors import RewardInterrupted
 from ..run.console import quiet_library_bars, silence_library_deprecations, use_stage_progress, verbose
 from ..run.manifests import read_stage_manifest, stage_record
@@ -281,8 +289,9 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
 
     def _restore_reference(self, index: int) -> None:
         """After a resume inside stage ``index``: its reference is the policy saved at the previous stage's end."""
-        previous = self.stage_checkpoint_dir(index - 1)
-        if not (previous / "config.json").exists():
+        previous = complete_directory(self.stage_checkpoint_dir(index - 1))
+        if previous is None:
+            previous = self.stage_checkpoint_dir(index - 1)
             raise FileNotFoundError(
                 f"Resuming inside stage {index + 1} needs its KL reference, the policy saved at the end of stage "
                 f"{index} in {previous}, which is missing. Keep save_stage_checkpoints on, or resume from a "
@@ -365,7 +374,8 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
         reference on a later resume) and its manifest record are written from them.
         """
         recorded = {s["index"] for s in read_stage_manifest(self.args.output_dir)}
-        if index in recorded and (self.stage_checkpoint_dir(index).exists() or not self.args.save_stage_checkpoints):
+        written = complete_directory(self.stage_checkpoint_dir(index)) is not None
+        if index in recorded and (written or not self.args.save_stage_checkpoints):
             return
         logger.warning(f"Stage {index + 1} ended but its stage checkpoint or record is missing; writing it now.")
         self._finish_stage(self.curriculum.plans[index], 0.0)
@@ -373,8 +383,16 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
     def _finish_stage(self, plan: StagePlan, seconds: float) -> None:
         """Stage end: the policy saved to the stage's directory, then ``on_stage_end`` with its record."""
         checkpoint = self.stage_checkpoint_dir(plan.index) if self.args.save_stage_checkpoints else None
-        if checkpoint is not None:
-            self.save_model(str(checkpoint))
+        if checkpoint is not None:  # written beside, proven complete, then renamed into place
+            staged = checkpoint.with_name(f".{checkpoint.name}.tmp")
+            if self.args.should_save:
+                shutil.rmtree(staged, ignore_errors=True)
+            self.save_model(str(staged))
+            self.accelerator.wait_for_everyone()
+            if self.args.should_save:
+                mark_complete(staged)
+                publish_directory(staged, checkpoint)
+            self.accelerator.wait_for_everyone()
         record = stage_record(self, plan, seconds, checkpoint)
         self._run_event("on_stage_end", plan=plan, record=record)
 

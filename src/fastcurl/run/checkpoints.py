@@ -183,7 +183,31 @@ def link_policy_files(source: Path, out: Path) -> None:
 
     out.mkdir(parents=True, exist_ok=True)
     for file in source.iterdir():
+        if file.name == COMPLETE_MARKER:
+            continue
         if file.suffix == ".safetensors":
             link_or_copy(file, out / file.name)
         elif file.is_file():  # small files a user may rewrite in place: their own copy
             shutil.copy2(file, out / file.name)
+
+
+def publish_directory(staged: Path, final: Path) -> None:
+    """``staged`` (complete, marked) becomes ``final``; the previous ``final`` stays as ``.<name>.old`` until then.
+
+    Two renames, so at every moment one complete copy exists: ``final``, or ``.<name>.old`` between the renames
+    (:func:`complete_directory` finds either).
+    """
+    old = final.with_name(f".{final.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(staged, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def complete_directory(final: Path) -> Path | None:
+    """``final`` when it is complete, else its previous copy left by an interrupted :func:`publish_directory`."""
+    for candidate in (final, final.with_name(f".{final.name}.old")):
+        if candidate.is_dir() and checkpoint_problem(candidate) is None:
+            return candidate
+    return None
