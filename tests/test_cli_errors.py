@@ -29,7 +29,7 @@ def recipe(tmp_path: Path, **stage) -> str:
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
     assert result.returncode == 2, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
-    assert result.stderr.startswith("fastcurl train: error: ")
+    assert result.stderr.startswith("fastcurl train: error: ") and len(result.stderr.strip().splitlines()) == 1
     for fragment in fragments:
         assert fragment in result.stderr
 
@@ -56,3 +56,22 @@ def test_a_missing_recipe_file_and_debug_shows_the_traceback(tmp_path):
 def test_an_unknown_command():
     result = fastcurl("trian")
     assert result.returncode == 2 and "unknown command 'trian'" in result.stderr
+
+
+def test_a_missing_reward_module_malformed_yaml_and_an_unknown_flag(tmp_path):
+    path = recipe(tmp_path)
+    assert_one_line_error(fastcurl("train", "--config", path, "--reward_funcs", "nosuchmodule:reward"),
+                          "Cannot load reward 'nosuchmodule:reward'", "No module named 'nosuchmodule'")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("stages: [ {rollout_steps: 1\n")
+    assert_one_line_error(fastcurl("train", "--config", str(broken)), "not valid YAML")
+    assert_one_line_error(fastcurl("train", "--cofig", path), "unrecognized arguments: --cofig")
+    assert_one_line_error(fastcurl("train"), "needs a recipe: fastcurl train --config RECIPE.yaml")
+    assert_one_line_error(fastcurl("train", "--config", path, "--model_name_or_path", "/nonexistent/model"),
+                          "model_name_or_path /nonexistent/model: no such directory")
+
+
+def test_plan_takes_the_recipe_as_train_does(tmp_path):
+    result = fastcurl("plan", "--config", recipe(tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "stage1-256" in result.stdout

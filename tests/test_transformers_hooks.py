@@ -84,3 +84,24 @@ def test_private_hooks_are_overridden_only_in_the_adapter_module():
     source = inspect.getsource(CurriculumGRPOTrainer)
     for attribute in ("._buffered_inputs", "._step =", "._train_batch_size", "callback_handler.lr_scheduler"):
         assert attribute not in source, attribute
+
+
+def test_a_reorder_without_parentheses_and_an_extra_returned_value_fail():
+    class Unparenthesized(transformers.Trainer):
+        def set_initial_training_values(self, args, dataloader):
+            num_train_epochs = num_update_steps_per_epoch = num_examples = num_train_samples = 1
+            total_train_batch_size = steps_in_epoch = max_steps = 1
+            return max_steps, num_train_epochs, num_update_steps_per_epoch, num_examples, num_train_samples, \
+                total_train_batch_size, steps_in_epoch
+
+    class ThreeValues(transformers.Trainer):
+        def _init_training_state(self, max_steps, num_update_steps_per_epoch, num_train_epochs,
+                                 resume_from_checkpoint, trial):
+            epochs_trained = steps_trained_in_current_epoch = steps_skipped = 0
+            return epochs_trained, steps_trained_in_current_epoch, steps_skipped
+
+    assert [p.split(":")[0] for p in drift(Unparenthesized)] == ["set_initial_training_values"]
+    problems = drift(ThreeValues)
+    assert len(problems) == 1 and problems[0].startswith("_init_training_state: expected to return")
+    with pytest.raises(TransformersDriftError, match="steps_skipped"):
+        check_transformers(ThreeValues)

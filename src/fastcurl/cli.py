@@ -65,7 +65,11 @@ def load_reward(name: str):
     if ":" not in target:
         raise ValueError(f"Unknown reward '{name}'. Use one of {', '.join(REWARDS)} or module:function.")
     module, attr = target.split(":", 1)
-    return getattr(importlib.import_module(module), attr)
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f"Cannot load reward '{name}' ({error}). Use one of {', '.join(REWARDS)} or "
+                         "module:function with the module on PYTHONPATH.") from error
 
 
 # fastcurl's own FastCuRLConfig fields for `fastcurl train --help`, grouped the way TRL's docs group GRPOConfig's.
@@ -142,8 +146,21 @@ def parse_train_args(argv: list[str] | None = None, prog: str = "fastcurl train"
 
     from .curriculum.config import FastCuRLConfig
 
+    import yaml
+
     parser = TrlParser((FastCuRLConfig, RunArguments), prog=prog)
-    config, run = parser.parse_args_and_config(args=argv)
+    argv = list(argv or [])
+    flags = [a for i, a in enumerate(argv) if a != "--config" and (i == 0 or argv[i - 1] != "--config")]
+    _, unknown = parser.parse_known_args(flags)  # before the config is built (its checks would speak first)
+    if unknown:
+        raise ValueError(f"unrecognized arguments: {' '.join(unknown)} (fields are --snake_case; the recipe is "
+                         "--config RECIPE.yaml; fastcurl train --help lists them)")
+    if need_model and "--config" not in argv and "--model_name_or_path" not in argv:
+        raise ValueError("needs a recipe: fastcurl train --config RECIPE.yaml [--field value ...]")
+    try:
+        config, run = parser.parse_args_and_config(args=argv)
+    except yaml.YAMLError as error:
+        raise ValueError(f"the recipe is not valid YAML: {error}") from error
     if need_model and not run.model_name_or_path:
         parser.error("model_name_or_path is required (in the recipe or as --model_name_or_path).")
     if run.max_steps_per_stage is not None and config.stages:
@@ -167,11 +184,17 @@ def train(argv: list[str] | None = None) -> None:
         os.environ.setdefault("DS_ACCELERATOR", "cpu")  # else DeepSpeed warns at import that it found no GPU
     config, run = parse_train_args(argv)  # the whole recipe is validated here, before any model loads
 
+    from pathlib import Path
+
     from .generation.models import resolve_model
     from .run.checkpoints import find_last_checkpoint
     from .curriculum.trainer import CurriculumGRPOTrainer
 
     rewards = [load_reward(name) for name in run.reward_funcs]
+    given = run.model_name_or_path
+    if given.startswith(("/", ".", "~")) and not Path(given).expanduser().exists():
+        raise FileNotFoundError(f"model_name_or_path {given}: no such directory (give a local model directory, "
+                                "a Hub id or package:NAME).")
     model = resolve_model(run.model_name_or_path, run.gguf_file)
     dtype = model_dtype(run.torch_dtype, config)
     if dtype:
@@ -278,7 +301,8 @@ def plan(argv: list[str] | None = None) -> None:
 
     from .cli_args import PlanArguments, parse_verb
 
-    args, overrides = parse_verb(PlanArguments, argv or [], "fastcurl plan", positional="recipe", remaining=True)
+    argv = ["--recipe" if a == "--config" else a for a in argv or []]  # the flag `fastcurl train` takes, too
+    args, overrides = parse_verb(PlanArguments, argv, "fastcurl plan", positional="recipe", remaining=True)
     if not args.hub:
         # Read by huggingface_hub when it is first imported (below): no retries against an unreachable Hub.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -295,7 +319,10 @@ def plan(argv: list[str] | None = None) -> None:
         import yaml
 
         with open(args.recipe) as handle:
-            recipe = yaml.safe_load(handle)
+            try:
+                recipe = yaml.safe_load(handle)
+            except yaml.YAMLError as error:
+                raise ValueError(f"{args.recipe} is not valid YAML: {error}") from error
     stages, per_device, num_iterations = read_recipe_stages(recipe)
     if args.dataset:
         import dataclasses
@@ -357,6 +384,8 @@ def evaluate(argv: list[str] | None = None) -> None:
         return policy
 
     if args.regrade:
+        if not Path(args.regrade).is_file():
+            raise FileNotFoundError(f"--regrade {args.regrade}: no such file (a samples.jsonl written by fastcurl eval).")
         model_for_template = str(resolve_model(args.model, args.gguf_file)) if args.model else None
         results = regrade(args.regrade, think=think_policy(model_for_template))
         print(format_table(results))
@@ -469,7 +498,8 @@ def main(argv: list[str] | None = None) -> None:
     except _bad_input() as error:
         if debug:
             raise
-        print(f"fastcurl {argv[0]}: error: {error}\n(add --debug for the traceback)", file=sys.stderr)
+        text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())  # one line
+        print(f"fastcurl {argv[0]}: error: {text} (--debug shows the traceback)", file=sys.stderr)
         sys.exit(2)
 
 

@@ -41,6 +41,16 @@ class CurriculumCallback(TrainerCallback, ExportableState):
                 done = self.updates_done(state)
                 return super().should_advance(state) or (done >= 20 and self.last_reward > 0.6)
 
+            # What the decision reads is saved in every checkpoint, so a resumed run decides alike.
+            def state(self):
+                saved = super().state()
+                saved["attributes"]["last_reward"] = self.last_reward
+                return saved
+
+            def restore(self, saved):
+                super().restore(saved)
+                self.last_reward = saved["attributes"].get("last_reward", 0.0)
+
         class RewardCurriculumTrainer(CurriculumGRPOTrainer):
             curriculum_class = RewardCurriculum
     """

@@ -161,7 +161,7 @@ class FastCuRLConfig(GRPOConfig):
     )
 
     def __post_init__(self):
-        # bf16 unset means "choose for this machine": on a CPU, bfloat16 only where it is native (fastcurl.precision).
+        # bf16 unset means "choose for this machine": on a CPU, bfloat16 only where it is native (fastcurl.generation.precision).
         self.precision = choose_precision(self.bf16, bool(self.fp16), bool(self.use_cpu))
         if self.precision.bf16 is not None:
             self.bf16 = self.precision.bf16

@@ -186,16 +186,56 @@ class StageConfig:
             if key in own:
                 kwargs[key] = value
             elif key in STAGE_OVERRIDABLE_FIELDS or key in STAGE_FIXED_FIELDS or key in _grpo_fields():
+                if key in overrides and overrides[key] != value:
+                    raise ValueError(f"stages[{index}]: '{key}' is set twice, {value!r} and overrides.{key}: "
+                                     f"{overrides[key]!r}. Keep one.")
                 overrides[key] = value  # validate_stage says whether this one may change per stage
             else:
                 raise ValueError(
                     f"stages[{index}]: unknown field '{key}'. Stage fields are: {', '.join(sorted(own))}; "
                     f"GRPOConfig fields allowed per stage are: {', '.join(STAGE_OVERRIDABLE_FIELDS)}."
                 )
+        overrides = {key: _parsed(key, value, index) for key, value in overrides.items()}
         return cls(**kwargs, overrides=overrides)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+# The type of each overridable field (YAML reads ``5e-4`` as a string: it is parsed here, as TRL's parser does).
+STAGE_FIELD_TYPES: dict[str, type] = {
+    "beta": float, "entropy_coef": float, "learning_rate": float, "epsilon": float, "epsilon_high": float,
+    "top_p": float, "top_k": int, "min_p": float, "repetition_penalty": float, "scale_rewards": str,
+    "mask_truncated_completions": bool, "per_device_train_batch_size": int,
+}
+_NULLABLE = {"epsilon_high", "min_p", "top_k"}
+assert STAGE_FIELD_TYPES.keys() == STAGE_OVERRIDABLE_FIELDS.keys(), "every overridable field needs its type"
+
+
+def _parsed(key: str, value: Any, index: int) -> Any:
+    """``value`` of override ``key`` as its field's type; a value that is not one fails naming the field."""
+    kind = STAGE_FIELD_TYPES.get(key)
+    if kind is None or (value is None and key in _NULLABLE):
+        return value
+    if kind is str:  # scale_rewards: "group", "batch", "none" or a boolean
+        return value
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+    elif isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        try:
+            number = float(value)
+            if kind is int:
+                if number != int(number):
+                    raise ValueError
+                return int(number)
+            return number
+        except ValueError:
+            pass
+    raise ValueError(f"stages[{index}]: {key} must be {'a boolean' if kind is bool else 'a number'}"
+                     f"{' (an integer)' if kind is int else ''}, got {value!r}.")
 
 
 def _grpo_fields() -> set[str]:
@@ -300,7 +340,9 @@ def validate_stage(stage: StageConfig, index: int) -> None:
     if stage.segment is not None and stage.segment not in SEGMENTS:
         raise ValueError(f"{where}: segment must be one of {', '.join(SEGMENTS)} or empty, got {stage.segment!r}.")
     _check_dataset_kwargs(stage, where)
-    for key in stage.overrides:
+    for key, value in stage.overrides.items():
+        if key in STAGE_FIELD_TYPES:
+            _parsed(key, value, index)  # a StageConfig built in Python gets the same check
         if key in STAGE_FIXED_FIELDS:
             raise ValueError(f"{where}: '{key}' cannot change between stages: {STAGE_FIXED_FIELDS[key]}.")
         if key not in STAGE_OVERRIDABLE_FIELDS:

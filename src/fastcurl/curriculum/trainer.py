@@ -37,7 +37,7 @@ from trl.trainer.callbacks import SyncRefModelCallback
 from ..data import filter_stage_prompts, load_stage_datasets
 from ..generation.vllm_server import disk_sync_client, preflight_run
 from ..rewards.think import apply_think_policy
-from ..run import GracefulStop, standard_run_callbacks
+from ..run import GracefulStop, ManifestCallback, standard_run_callbacks
 from ..run.checkpoints import (
     complete_directory,
     find_last_checkpoint,
@@ -45,6 +45,7 @@ from ..run.checkpoints import (
     mark_complete,
     publish_directory,
     write_checkpoint,
+    WRITING,
 )
 from ..run.reward_errors import RewardInterrupted
 from ..run.console import quiet_library_bars, silence_library_deprecations, use_stage_progress, verbose
@@ -151,7 +152,11 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
         silence_library_deprecations()
         # The trainer writes its args at every stage boundary (TRL reads batch fields and lengths from there):
         # it works on a copy, so the caller's config keeps the values it was given.
-        args = copy.copy(args) if args is not None else None
+        if args is not None:  # its dicts and lists too: TRL fills model_init_kwargs in place
+            args = copy.copy(args)
+            for name, value in vars(args).items():
+                if isinstance(value, (dict, list)):
+                    setattr(args, name, copy.deepcopy(value))
         stages: list[StageConfig] = list(getattr(args, "stages", None) or [])
         self.stage_datasets: list[Dataset] = []
         if stages:
@@ -354,9 +359,12 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
         logger.info(f"Stage {index + 1}/{len(self.curriculum.plans)} '{plan.name}': at most {plan.config.rollout_steps} "
                     f"rollout steps ({plan.batch.optimizer_updates} updates), max_completion_length="
                     f"{plan.config.max_completion_length}, {len(self.train_dataset)} prompts")
+        ended_before = resumed_updates is not None and self.curriculum.stage_over(self.state)  # a finished run
         run_pass(self.get_train_dataloader(), plan.batch.optimizer_updates * plan.batch.gradient_accumulation_steps,
                  plan.batch.optimizer_updates)
-        if self.curriculum.stage_over(self.state):  # not when SIGTERM or max_steps stopped the pass
+        if ended_before:
+            self._complete_interrupted_stage_end(index)  # only what is missing of its end
+        elif self.curriculum.stage_over(self.state):  # not when SIGTERM or max_steps stopped the pass
             self._finish_stage(plan, time.monotonic() - started)
 
     def stage_sampler(self, sampler: Sampler) -> Sampler:
@@ -373,7 +381,9 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
         The resumed weights are that stage's final policy, so the stage checkpoint (needed to restore the KL
         reference on a later resume) and its manifest record are written from them.
         """
-        recorded = {s["index"] for s in read_stage_manifest(self.args.output_dir)}
+        # Without a ManifestCallback no record is kept: the stage checkpoint alone says the end was written.
+        recorded = {s["index"] for s in read_stage_manifest(self.args.output_dir)} if self.run_callback(
+            ManifestCallback) is not None else set(range(len(self.curriculum.plans)))
         written = complete_directory(self.stage_checkpoint_dir(index)) is not None
         if index in recorded and (written or not self.args.save_stage_checkpoints):
             return
@@ -387,6 +397,8 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
             staged = checkpoint.with_name(f".{checkpoint.name}.tmp")
             if self.args.should_save:
                 shutil.rmtree(staged, ignore_errors=True)
+                staged.mkdir(parents=True)
+                (staged / WRITING).touch()
             self.save_model(str(staged))
             self.accelerator.wait_for_everyone()
             if self.args.should_save:

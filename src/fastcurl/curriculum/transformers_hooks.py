@@ -5,7 +5,7 @@ of ``CurriculumGRPOTrainer``) overrides a few private methods and hands each to 
 (``loop_values``, ``resume_position``, ``run_stage``, ``stage_sampler``, ``save_checkpoint_safely``); the few
 private attributes a stage boundary resets are written by the functions at the end of this module only. transformers may rename their parameters or reorder the tuple one of them returns in any
 release; silently, that would make a resume look like a fresh stage (reference and optimizer reset). So the
-signatures relied on are listed here and checked when ``fastcurl.trainer`` is imported: a mismatch fails at once
+signatures relied on are listed here and checked when ``fastcurl.curriculum.trainer`` is imported: a mismatch fails at once
 with the hook's name, what was expected and what is installed, instead of misbehaving hours into a run.
 
 Relied on (transformers 5.17 to 5.24):
@@ -25,7 +25,6 @@ Relied on (transformers 5.17 to 5.24):
 from __future__ import annotations
 
 import inspect
-import re
 from typing import Any, NamedTuple
 
 TESTED_TRANSFORMERS = ("5.17", "5.24")
@@ -43,6 +42,13 @@ RELIED_ON_PARAMETERS: dict[str, tuple[str, ...]] = {
     "_get_output_dir": ("trial",),
     "_save_checkpoint": ("model", "trial"),
     "create_scheduler": ("num_training_steps", "optimizer"),
+}
+
+# What two of them return, by the names in their source's last return statement (a reorder or a new value fails).
+RELIED_ON_RETURNS: dict[str, tuple[str, ...]] = {
+    "set_initial_training_values": ("num_train_epochs", "num_update_steps_per_epoch", "num_examples",
+                                    "num_train_samples", "total_train_batch_size", "steps_in_epoch", "max_steps"),
+    "_init_training_state": ("epochs_trained", "steps_trained_in_current_epoch"),
 }
 
 # On TRL's GRPOTrainer, which defines the sampler the curriculum wraps.
@@ -66,15 +72,20 @@ class TransformersDriftError(RuntimeError):
 
 
 def _returned_names(function: Any) -> tuple[str, ...] | None:
-    """The names in a function's last ``return (a, b, ...)`` statement, or None when its source is unavailable."""
+    """The names in a function's last ``return a, b, ...`` statement, or None when its source is unavailable."""
+    import ast
+    import textwrap
+
     try:
-        source = inspect.getsource(function)
-    except (OSError, TypeError):
+        tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+    except (OSError, TypeError, SyntaxError):
         return None
-    returns = re.findall(r"return \(\s*([\w\s,]+?)\s*\)", source)
+    returns = [node for node in ast.walk(tree) if isinstance(node, ast.Return) and node.value is not None]
     if not returns:
         return None
-    return tuple(name.strip() for name in returns[-1].split(",") if name.strip())
+    value = max(returns, key=lambda node: node.lineno).value
+    items = value.elts if isinstance(value, ast.Tuple) else [value]
+    return tuple(item.id if isinstance(item, ast.Name) else ast.unparse(item) for item in items)
 
 
 def drift(trainer_class: type, grpo_class: type | None = None) -> list[str]:
@@ -94,9 +105,11 @@ def drift(trainer_class: type, grpo_class: type | None = None) -> list[str]:
         found = tuple(p for p in inspect.signature(method).parameters if p != "self")
         if found != expected:
             problems.append(f"{name}: expected parameters {expected}, found {found}")
-    returned = _returned_names(trainer_class.set_initial_training_values)
-    if returned is not None and returned != TrainingValues._fields:
-        problems.append(f"set_initial_training_values: expected to return {TrainingValues._fields}, returns {returned}")
+    for name, fields in RELIED_ON_RETURNS.items():
+        method = getattr(trainer_class, name, None)
+        returned = _returned_names(method) if method is not None else None
+        if returned is not None and returned != fields:
+            problems.append(f"{name}: expected to return {fields}, returns {returned}")
     return problems
 
 
@@ -183,3 +196,8 @@ def replace_scheduler(trainer: Any) -> None:
     trainer.lr_scheduler = None
     trainer.create_scheduler(num_training_steps=0, optimizer=trainer.optimizer)
     trainer.callback_handler.lr_scheduler = trainer.lr_scheduler
+
+
+def eval_metric_buffers(trainer: Any) -> dict[str, list[float]]:
+    """TRL's per-mode metric buffers of the evaluation just run (``GRPOTrainer._metrics["eval"]``)."""
+    return trainer._metrics["eval"]

@@ -170,7 +170,7 @@ def _data_parallel_worker(conn: Any, device: str | None, kind: str, path: str, s
 class DataParallelBackend:
     """One backend copy per device in its own process; each call's prompts are split across them, in order.
 
-    On GPUs each worker sees one device (``CUDA_VISIBLE_DEVICES``), so ``--data-parallel 8`` runs eight vLLM
+    On GPUs each worker sees one device (``CUDA_VISIBLE_DEVICES``), so ``--data_parallel 8`` runs eight vLLM
     engines on eight GPUs. Without devices the workers share the CPU, which is how the tests run it.
     """
 

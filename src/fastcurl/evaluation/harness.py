@@ -49,7 +49,7 @@ def load_benchmark(name: str, data_dir: str | Path | None, limit: int | None = N
         known = ", ".join(BENCHMARK_FILES)
         raise DataError(
             f"benchmark '{name}': no file for it in {data_dir}. Known names: {known}; or pass a file path or a Hub "
-            f"dataset id, and --data-dir pointing at a directory of benchmark files."
+            f"dataset id, and --data_dir pointing at a directory of benchmark files."
         )
     if limit is not None:
         dataset = dataset.select(range(min(limit, len(dataset))))

@@ -22,12 +22,13 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 COMPLETE_MARKER = "fastcurl_complete.json"
+WRITING = ".fastcurl_writing"  # put in a checkpoint before its first file, removed after its marker
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
 def _files(path: Path) -> dict[str, int]:
     return {str(f.relative_to(path)): f.stat().st_size for f in sorted(path.rglob("*"))
-            if f.is_file() and f.name != COMPLETE_MARKER}
+            if f.is_file() and f.name not in (COMPLETE_MARKER, WRITING)}
 
 
 def mark_complete(path: str | Path) -> None:
@@ -40,6 +41,7 @@ def mark_complete(path: str | Path) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path / COMPLETE_MARKER)
+    (path / WRITING).unlink(missing_ok=True)
 
 
 def _safetensors_problem(file: Path) -> str | None:
@@ -58,13 +60,30 @@ def _safetensors_problem(file: Path) -> str | None:
     return None
 
 
+def _unmarked_problem(path: Path) -> str | None:
+    """A checkpoint without a marker: one written by plain transformers/TRL or an older fastcurl, or one whose
+    writing stopped before the marker. transformers writes ``trainer_state.json`` last, so it is accepted when that
+    file reads and every weights file's header and size are whole."""
+    try:
+        json.loads((path / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return f"no {COMPLETE_MARKER} and no readable trainer_state.json (its writing did not finish)"
+    for file in sorted(path.rglob("*.safetensors")):
+        problem = _safetensors_problem(file)
+        if problem:
+            return f"{file.relative_to(path)}: {problem}"
+    return None
+
+
 def checkpoint_problem(path: str | Path) -> str | None:
     """Why ``path`` is not a complete checkpoint, or None when it is."""
     path = Path(path)
     try:
         listed = json.loads((path / COMPLETE_MARKER).read_text())["files"]
     except (OSError, ValueError, KeyError):
-        return f"no {COMPLETE_MARKER} (its writing did not finish)"
+        if (path / WRITING).exists():
+            return f"no {COMPLETE_MARKER}: its writing did not finish"
+        return _unmarked_problem(path)
     for name, size in listed.items():
         file = path / name
         try:
@@ -156,6 +175,8 @@ def write_checkpoint(trainer: Any, write: Any, target: Path) -> None:
     previous = find_last_checkpoint(target.parent) if args.should_save else None
     if args.should_save:
         discard_incomplete(target)
+        target.mkdir(parents=True, exist_ok=True)
+        (target / WRITING).touch()
     accelerator.wait_for_everyone()
     limit, args.save_total_limit = args.save_total_limit, None
     try:

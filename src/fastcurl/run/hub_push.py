@@ -11,7 +11,7 @@ logger = logging.getLogger(__name__)
 
 
 class HubPushCallback(TrainerCallback):
-    """Pushes in the background (``fastcurl.hub.HubPusher``) and waits for them when training ends.
+    """Pushes in the background (``fastcurl.run.hub.HubPusher``) and waits for them when training ends.
 
     transformers' own per-checkpoint pushes to ``main`` would interleave with these, so the trainer turns
     ``push_to_hub`` off on its copy of the args when this callback is attached.

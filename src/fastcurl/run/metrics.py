@@ -21,7 +21,9 @@ class ValidationMetrics(TrainerCallback):
             return
         name = next((k[len("eval_"): -len("_runtime")] for k in logs if k.startswith("eval_") and
                      k.endswith("_runtime")), "") or "eval"
-        metrics = trainer._metrics["eval"]  # TRL's per-mode metric buffers, read before TRL clears them
+        from ..curriculum.transformers_hooks import eval_metric_buffers
+
+        metrics = eval_metric_buffers(trainer)  # read before TRL clears them
         accuracy = next((k for k in metrics if k.startswith("rewards/") and "accuracy" in k and k.endswith("/mean")),
                         "reward")
         for key, label in ((accuracy, "pass@1"), ("completions/mean_length", "mean_length")):

@@ -31,11 +31,10 @@ class StageSummaryCallback(TrainerCallback):
     def on_stage_end(self, trainer: Any, plan: Any, record: dict[str, Any]) -> None:
         if not trainer.is_world_process_zero():
             return
-        summary = ", ".join(f"{k} {v:.4g}" for k, v in record["metrics"].items())
-        console_line(trainer, (
-            f"[fastcurl] stage {plan.index + 1}/{len(trainer.curriculum.plans)} '{plan.name}' done: steps "
-            f"{record['first_global_step']}-{record['last_global_step']}, {summary}, {record['seconds']:.1f}s"
-        ))
+        parts = [f"steps {record['first_global_step']}-{record['last_global_step']}"]
+        parts += [f"{k} {v:.4g}" for k, v in record["metrics"].items()] + [f"{record['seconds']:.1f}s"]
+        console_line(trainer, f"[fastcurl] stage {plan.index + 1}/{len(trainer.curriculum.plans)} '{plan.name}' done: "
+                              + ", ".join(parts))
 
 
 def console_line(trainer: Any, message: str) -> None:
