@@ -363,26 +363,28 @@ def test_sigkill_at_ten_random_moments_resumes_bit_identically(tiny_model_path, 
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe(tiny_model_path)))
     environment = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{TESTS}"}
-    timing = tmp_path / "timing"
-    started = time.monotonic()
-    assert cli(tmp_path, tiny_model_path, timing, tmp_path / "timing.jsonl").returncode == 0
-    duration = time.monotonic() - started
     draw = random.Random(20261202)
-    moments = sorted(draw.uniform(0.25 * duration, 0.85 * duration) for _ in range(10))
+    # Each moment: a random update's reward call seen in the record, then a random part of a second more.
+    moments = [(draw.randint(1, 5), draw.uniform(0.0, 1.0)) for _ in range(10)]
     reference = weights(full_dir)
     outcomes = []
-    for trial, moment in enumerate(moments):
+    for trial, (step, delay) in enumerate(moments):
         out, record = tmp_path / f"run{trial}", tmp_path / f"record{trial}.jsonl"
         process = subprocess.Popen([sys.executable, "-m", "fastcurl.cli", "train", "--config", str(path),
                                     "--output_dir", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                    env={**environment, "FASTCURL_TEST_RECORD": str(record)})
-        time.sleep(moment)
+        deadline = time.monotonic() + 300
+        while process.poll() is None and time.monotonic() < deadline and not (
+                record.exists() and f'"step": {step},' in record.read_text()):
+            time.sleep(0.01)
+        time.sleep(delay)
+        moment = f"update {step} + {delay:.2f}s"
         killed = process.poll() is None
         if killed:
             process.kill()
         process.wait(timeout=60)
         last = find_last_checkpoint(out) if out.exists() else None
-        outcomes.append((round(moment, 1), killed, last.name if last else None))
+        outcomes.append((moment, killed, last.name if last else None))
         if record.exists():
             record.unlink()
         resumed = cli(tmp_path, tiny_model_path, out, record, "--resume")
@@ -393,7 +395,7 @@ def test_sigkill_at_ten_random_moments_resumes_bit_identically(tiny_model_path, 
         assert all(torch.equal(final[n], t) for n, t in reference.items()), outcomes[-1]
         manifest = json.loads((out / "stage_manifest.json").read_text())["stages"]
         assert [(s["first_global_step"], s["last_global_step"]) for s in manifest] == [(1, 2), (3, 5)]
-    print("killed at (seconds, killed, newest complete checkpoint):", outcomes)
+    print("killed at (moment, killed, newest complete checkpoint):", outcomes)
     assert sum(killed for _, killed, _ in outcomes) >= 8  # the moments fall inside the run, not after it
     assert len({newest for _, killed, newest in outcomes if killed}) >= 3  # and in different parts of it
 
