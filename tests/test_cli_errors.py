@@ -75,3 +75,11 @@ def test_plan_takes_the_recipe_as_train_does(tmp_path):
     result = fastcurl("plan", "--config", recipe(tmp_path))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "stage1-256" in result.stdout
+
+
+def test_launch_names_a_bad_grace_and_a_missing_script():
+    bad = subprocess.run([sys.executable, "-m", "fastcurl.cli", "launch", "--grace", "soon", "train.py"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "--grace needs a number of seconds" in bad.stderr
+    missing = subprocess.run([sys.executable, "-m", "fastcurl.cli", "launch"], capture_output=True, text=True)
+    assert missing.returncode == 2 and "fastcurl launch: error" in missing.stderr and "training_script" in missing.stderr

@@ -442,3 +442,27 @@ def test_a_real_full_disk_names_the_space_needed_and_keeps_the_previous_checkpoi
     assert f"resuming from {out / 'checkpoint-1'}" in resumed.stdout
     final, reference = weights(out), weights(full_dir)
     assert all(torch.equal(final[n], t) for n, t in reference.items())
+
+
+def test_fastcurl_launch_gives_one_process_the_grace_period_and_exits_0(tiny_model_path, tmp_path, uninterrupted):
+    """Row 3, one process: SIGTERM to `fastcurl launch` while the reward hangs. The script needs ~10 s to give up
+    on the reward and save (`accelerate launch` kills it 5 s after forwarding the signal); the launcher waits,
+    the last complete update is saved and both exit 0 within 30 s."""
+    import time
+
+    out, record = tmp_path / "run", tmp_path / "record.jsonl"
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe(tiny_model_path)))
+    environment = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{TESTS}", "FASTCURL_TEST_RECORD": str(record),
+                   "FASTCURL_TEST_HANG_AT": "4"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fastcurl.cli", "launch", "--num_processes", "1", "--num_machines", "1",
+         "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "fastcurl.cli", "train", "--config", str(path),
+         "--output_dir", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
+    wait_for(Path(str(record) + ".hanging"), process)
+    process.send_signal(signal.SIGTERM)
+    sent = time.monotonic()
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0 and time.monotonic() - sent < 30, stderr[-3000:]
+    assert "stopped by SIGTERM at update 3" in stdout
+    assert find_last_checkpoint(out).name == "checkpoint-3"

@@ -70,3 +70,40 @@ def test_guard_names_the_cause_of_flat_groups():
     for flat in (1.0, 0.5, 1.0):  # a streak broken by a step with varied groups
         quiet.on_log(None, TrainerState(), TrainerControl(), logs={"frac_reward_zero_std": flat})
     assert quiet.warnings == []
+
+
+def test_guard_names_empty_golds_in_a_real_run_whose_completions_finish(tiny_model_path, sample_data, tmp_path,
+                                                                        capsys):
+    """Row 10: the real L1 sample with every ground truth emptied, the real reward, completions that end before the
+    cap (this model copy stops at most tokens). Every group is flat without clipping, and the guard says that the
+    golds or the reward are the cause, not the length cap."""
+    import json
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_path, model)
+    generation = json.loads((model / "generation_config.json").read_text())
+    generation["eos_token_id"] = list(range(3, 320))  # every ordinary token ends a completion (TRL counts it as EOS)
+    (model / "generation_config.json").write_text(json.dumps(generation))
+    table = pq.read_table(sample_data / "train" / "train_L1.parquet").slice(0, 32).to_pylist()
+    for row in table:
+        row["reward_model"] = {**row["reward_model"], "ground_truth": ""}
+    import pyarrow as pa
+
+    pq.write_table(pa.Table.from_pylist(table), tmp_path / "empty_golds.parquet")
+    stages = [StageConfig(name="golds", dataset=str(tmp_path / "empty_golds.parquet"), max_completion_length=16,
+                          num_generations=4, prompts_per_rollout_step=2, rollout_steps=4)]
+    args = FastCuRLConfig(output_dir=str(tmp_path / "run"), use_cpu=True, report_to="none", logging_steps=1,
+                          save_strategy="no", per_device_train_batch_size=8, seed=0, stages=stages,
+                          disable_tqdm=True, noop_guard_patience=3, save_stage_checkpoints=False)
+    trainer = CurriculumGRPOTrainer(model=str(model), reward_funcs=accuracy_reward, args=args)
+    trainer.train()
+    clipped = [entry["completions/clipped_ratio"] for entry in trainer.state.log_history
+               if "completions/clipped_ratio" in entry]
+    assert clipped and max(clipped) < 0.5  # the cap is not the cause here
+    [message] = trainer.run_callback(NoLearningGuard).warnings
+    assert "stage 'golds'" in message and "every reward is 0 although only" in message
+    assert "ground truths are non-empty" in message
+    assert "probably learning nothing" in capsys.readouterr().out

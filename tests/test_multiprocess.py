@@ -26,11 +26,14 @@ LAUNCHERS = {
 }
 
 
-def launch_command(kind: str, model: str, out: Path, *extra: str) -> tuple[list[str], dict]:
+def launch_command(kind: str, model: str, out: Path, *extra: str, launcher: str = "accelerate"
+                   ) -> tuple[list[str], dict]:
+    """``accelerate launch`` (``launcher="accelerate"``) or ``fastcurl launch`` of the two-rank script."""
     if kind.startswith("zero") and importlib.util.find_spec("deepspeed") is None:
         pytest.skip("DeepSpeed is not installed: DS_BUILD_OPS=0 pip install 'fastcurl[deepspeed]'")
     port = str(29500 + (os.getpid() + int(time.time())) % 1000)
-    command = [sys.executable, "-m", "accelerate.commands.launch", *LAUNCHERS[kind], "--num_processes", "2",
+    module = {"accelerate": ["accelerate.commands.launch"], "fastcurl": ["fastcurl.cli", "launch"]}[launcher]
+    command = [sys.executable, "-m", *module, *LAUNCHERS[kind], "--num_processes", "2",
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
                port, str(SCRIPT), model, str(out), *extra]
     return command, {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
@@ -122,12 +125,82 @@ def test_sigterm_to_one_rank_stops_both_at_one_saved_update(kind, tiny_model_pat
     assert len(done) == 2 and len({r["step"] for r in done}) == 1 and all(r["stopped_by_signal"] for r in done)
     stopped_at = done[0]["step"]
     assert stopped_at < 4 and find_last_checkpoint(out).name == f"checkpoint-{stopped_at}"
-    resumed = launch(kind, tiny_model_path, out, "--save", "--resume")
+    assert_resumes_to_the_uninterrupted_policy(kind, tiny_model_path, tmp_path, out)
+
+
+def assert_resumes_to_the_uninterrupted_policy(kind: str, model: str, tmp_path: Path, out: Path) -> None:
+    resumed = launch(kind, model, out, "--save", "--resume")
     assert resumed.returncode == 0, resumed.stderr[-4000:]
     finished = {r["rank"]: r for r in read(out) if r["kind"] == "done"}  # each rank's last
     assert {r["step"] for r in finished.values()} == {4} and len(finished) == 2
     assert not any(r["stopped_by_signal"] for r in finished.values())
     whole = tmp_path / "whole"
-    assert launch(kind, tiny_model_path, whole, "--save").returncode == 0
+    assert launch(kind, model, whole, "--save").returncode == 0
     expected = {r["rank"]: r for r in read(whole) if r["kind"] == "done"}
     assert {r["policy"] for r in finished.values()} == {r["policy"] for r in expected.values()}
+
+
+def start_and_wait_for_update(command: list[str], env: dict, out: Path, update: int) -> tuple[subprocess.Popen, dict]:
+    """The launcher running, once both ranks have scored update ``update``; the pid of each rank."""
+    launcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 240
+    pids: dict[int, int] = {}
+    while len(pids) < 2 and launcher.poll() is None and time.monotonic() < deadline:
+        for rank in (0, 1):
+            path = out / f"rank-{rank}.jsonl"
+            steps = [json.loads(line) for line in (path.read_text().splitlines() if path.exists() else [])
+                     if '"reward"' in line]
+            if steps and steps[-1]["step"] >= update:
+                pids[rank] = steps[-1]["pid"]
+        time.sleep(0.1)
+    assert len(pids) == 2, launcher.communicate()[1][-3000:]
+    return launcher, pids
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("targets", ["launcher", "launcher and every rank"])
+def test_sigterm_to_the_launcher_stops_every_rank_and_the_launcher_with_exit_0(targets, tiny_model_path, tmp_path):
+    """Rows 2-3: SIGTERM to the launcher (torchrun forwards it to each rank) or, as Slurm's scancel does, to the
+    launcher and every rank at once. Every rank saves the same update and exits 0, and `fastcurl launch` exits 0
+    within torchrun's 30 s grace (`accelerate launch` itself exits 143 after any signal); then the run resumes to
+    the uninterrupted run's policy."""
+    import signal
+
+    from fastcurl.run.checkpoints import find_last_checkpoint
+
+    out = tmp_path / "run"
+    command, env = launch_command("ddp", tiny_model_path, out, "--save", "--slow", launcher="fastcurl")
+    launcher, pids = start_and_wait_for_update(command, env, out, 3)
+    signalled = time.monotonic()
+    for pid in [launcher.pid] + (list(pids.values()) if targets != "launcher" else []):
+        os.kill(pid, signal.SIGTERM)
+    stdout, stderr = launcher.communicate(timeout=120)
+    assert launcher.returncode == 0, stderr[-4000:]
+    assert time.monotonic() - signalled < 30
+    assert "every rank saved checkpoint-" in stderr
+    done = [r for r in read(out) if r["kind"] == "done"]
+    assert len(done) == 2 and len({r["step"] for r in done}) == 1 and all(r["stopped_by_signal"] for r in done)
+    assert find_last_checkpoint(out).name == f"checkpoint-{done[0]['step']}"
+    assert_resumes_to_the_uninterrupted_policy("ddp", tiny_model_path, tmp_path, out)
+
+
+@pytest.mark.slow
+def test_sigkill_of_one_rank_then_resume_reaches_the_uninterrupted_policy(tiny_model_path, tmp_path):
+    """A node dies: SIGKILL (from this test) to rank 1 at a random moment of update 2-3. torchrun stops the other
+    rank and the launcher fails (nothing could be saved for the dead rank); the newest complete checkpoint is
+    kept and the resumed run ends at the policy of an uninterrupted one."""
+    import random
+    import signal
+
+    from fastcurl.run.checkpoints import find_last_checkpoint
+
+    out = tmp_path / "run"
+    command, env = launch_command("ddp", tiny_model_path, out, "--save", "--slow")
+    launcher, pids = start_and_wait_for_update(command, env, out, random.choice([2, 3]))
+    time.sleep(random.uniform(0.0, 1.0))
+    os.kill(pids[1], signal.SIGKILL)
+    stdout, stderr = launcher.communicate(timeout=120)
+    assert launcher.returncode != 0
+    last = find_last_checkpoint(out)
+    assert last is not None and int(last.name.split("-")[1]) < 4
+    assert_resumes_to_the_uninterrupted_policy("ddp", tiny_model_path, tmp_path, out)

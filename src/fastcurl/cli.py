@@ -458,6 +458,19 @@ BAD_INPUT: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, Not
                                               KeyError)
 
 
+def launch(argv: list[str]) -> int:
+    """``fastcurl launch [--grace S] [accelerate launch options] SCRIPT [args]``: see ``fastcurl.run.launch``."""
+    from .run.launch import launch as launch_run
+
+    if argv[:1] in (["-h"], ["--help"]):
+        print("usage: fastcurl launch [--grace SECONDS] [accelerate launch options] SCRIPT [script args]\n\n"
+              "`accelerate launch` for clusters: after SIGTERM (Slurm, Kubernetes, torchrun) every rank saves one "
+              "checkpoint and stops, and this launcher then exits 0 (accelerate's exits 143); a single process "
+              "gets --grace seconds (30) to save, not accelerate's 5. `accelerate launch --help` lists the options.")
+        return 0
+    return launch_run(argv)
+
+
 def _bad_input() -> tuple[type[BaseException], ...]:
     """:data:`BAD_INPUT`, and a busy output_dir when the run package is loaded (it is by ``train``)."""
     lock = sys.modules.get("fastcurl.run.lock")
@@ -469,6 +482,7 @@ COMMANDS = {
     "segment": "split a training set into FastCuRL's L1/L2/L3 by prompt length, with stats and a histogram",
     "eval": "pass@1 over k samples on AIME 2024, MATH 500, AMC 2023, Minerva, OlympiadBench",
     "push": "push a run's stage checkpoints to Hub branches and its final model to main",
+    "launch": "`accelerate launch` that exits 0 when SIGTERM stopped every rank at a saved checkpoint",
 }
 
 
@@ -482,11 +496,14 @@ def main_help() -> str:
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"train": train, "segment": segment, "plan": plan, "eval": evaluate, "push": push}
+    commands = {"train": train, "segment": segment, "plan": plan, "eval": evaluate, "push": push,
+                "launch": launch}
     assert set(commands) == set(COMMANDS)
     if not argv or argv[0] in ("-h", "--help"):
         print(main_help())
         return
+    if argv[0] == "launch":  # every option after it is accelerate's (its own --debug included)
+        sys.exit(launch(argv[1:]))
     if argv[0] not in commands:
         print(main_help(), file=sys.stderr)
         print(f"\nfastcurl: error: unknown command '{argv[0]}'; choose one of {', '.join(COMMANDS)}.", file=sys.stderr)

@@ -49,6 +49,18 @@ class GracefulStop(TrainerCallback):
             signal.signal(signal.SIGTERM, self._previous)
             self._previous = None
 
+    def on_run_end(self, trainer: Any) -> None:
+        """Under ``fastcurl launch``, tell the launcher this rank saved its checkpoint and stops (exit 0 there)."""
+        from pathlib import Path
+
+        from .checkpoints import complete_directory
+        from .launch import report_clean_stop
+
+        if self.requested:
+            checkpoint = Path(trainer.args.output_dir) / f"checkpoint-{trainer.state.global_step}"
+            if complete_directory(checkpoint) is not None:
+                report_clean_stop(trainer.state.global_step, str(checkpoint))
+
     def _handle(self, signum, frame) -> None:
         from .reward_errors import SIGTERM_GRACE_S, interrupt_reward_call_after_grace
 
