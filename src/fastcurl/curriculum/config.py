@@ -52,6 +52,32 @@ def first_stage_values(stage: StageConfig, per_device_train_batch_size: int, num
     }
 
 
+def private_copy(args: Any) -> Any:
+    """A copy of the caller's config for the trainer to write at each stage boundary (TRL reads batch fields and
+    lengths from its args); its dicts and lists copied too, since TRL fills ``model_init_kwargs`` in place."""
+    import copy
+
+    args = copy.copy(args)
+    for name, value in vars(args).items():
+        if isinstance(value, (dict, list)):
+            setattr(args, name, copy.deepcopy(value))
+    return args
+
+
+def construction_values(stages: list[StageConfig], args: Any) -> dict[str, Any]:
+    """Values GRPOTrainer must see at construction so that later stages can use what TRL sets up only then.
+
+    TRL builds no reference model when ``beta == 0`` and enables the entropy bonus only when ``entropy_coef != 0``;
+    both are decided once, in ``__init__``.
+    """
+    values: dict[str, Any] = {}
+    for name in ("beta", "entropy_coef"):
+        nonzero = [v for v in (s.overrides.get(name, getattr(args, name)) for s in stages) if v != 0]
+        if getattr(args, name) == 0 and nonzero:
+            values[name] = nonzero[0]
+    return values
+
+
 @dataclass
 class FastCuRLConfig(GRPOConfig):
     """GRPOConfig plus a curriculum: a list of stages applied in order inside one ``.train()``.

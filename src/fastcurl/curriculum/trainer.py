@@ -13,13 +13,10 @@ With a plain ``GRPOConfig`` (no stages) nothing here changes GRPOTrainer's behav
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
-import shutil
 import time
-from collections.abc import Callable, Iterator
-from contextlib import nullcontext
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,60 +32,36 @@ from trl import GRPOTrainer
 from trl.trainer.callbacks import SyncRefModelCallback
 
 from ..data import filter_stage_prompts, load_stage_datasets
-from ..generation.vllm_server import disk_sync_client, preflight_run
+from ..generation.vllm_server import server_generation
 from ..rewards.think import apply_think_policy
-from ..run import GracefulStop, ManifestCallback, standard_run_callbacks
-from ..run.checkpoints import (
-    complete_directory,
-    find_last_checkpoint,
-    link_policy_files,
-    mark_complete,
-    publish_directory,
-    write_checkpoint,
-    WRITING,
+from ..run import GracefulStop, standard_run_callbacks
+from ..run.checkpoints import find_last_checkpoint, write_checkpoint
+from ..run.console import (
+    out_of_memory_error,
+    quiet_library_bars,
+    silence_library_deprecations,
+    use_stage_progress,
+    verbose,
 )
 from ..run.reward_errors import RewardInterrupted
-from ..run.console import quiet_library_bars, silence_library_deprecations, use_stage_progress, verbose
-from ..run.manifests import read_stage_manifest, stage_record
+from . import stage_checkpoints
 from .callback import CurriculumCallback
-from .config import STAGE_OVERRIDABLE_FIELDS, FastCuRLConfig, StageConfig, first_stage_values
-from .stages import STAGE_FIELD_TARGETS, check_peft_reference
+from .config import STAGE_OVERRIDABLE_FIELDS, FastCuRLConfig, StageConfig, construction_values, first_stage_values
+from .config import private_copy
 from .plan import StagePlan, resolve_plan
+from .sampler import StageSampler
+from .stages import STAGE_FIELD_TARGETS, check_peft_reference
 from .transformers_hooks import (
     TrainingValues,
     TransformersLoopHooks,
     check_transformers,
     replace_scheduler,
     reset_generation_buffer,
-    set_micro_batch,
 )
 
 check_transformers()  # the private hooks overridden must have the signatures they are written against
 
 logger = logging.getLogger(__name__)
-
-class StageSampler(Sampler[int]):
-    """TRL's RepeatSampler, cycled over as many passes as a stage's maximum needs and cut there.
-
-    Each pass reshuffles (the sampler's generator advances), like epochs over the stage's data.
-    """
-
-    def __init__(self, base: Sampler[int], num_indices: int) -> None:
-        self.base = base
-        self.num_indices = num_indices
-
-    def __iter__(self) -> Iterator[int]:
-        produced = 0
-        while produced < self.num_indices:
-            for index in self.base:
-                yield index
-                produced += 1
-                if produced == self.num_indices:
-                    return
-
-    def __len__(self) -> int:
-        return self.num_indices
-
 
 class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
     """GRPOTrainer with a stage schedule (``FastCuRLConfig.stages``) applied inside one ``.train()`` call.
@@ -150,13 +123,7 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
         **kwargs: Any,
     ) -> None:
         silence_library_deprecations()
-        # The trainer writes its args at every stage boundary (TRL reads batch fields and lengths from there):
-        # it works on a copy, so the caller's config keeps the values it was given.
-        if args is not None:  # its dicts and lists too: TRL fills model_init_kwargs in place
-            args = copy.copy(args)
-            for name, value in vars(args).items():
-                if isinstance(value, (dict, list)):
-                    setattr(args, name, copy.deepcopy(value))
+        args = private_copy(args) if args is not None else None  # the caller's config keeps its values
         stages: list[StageConfig] = list(getattr(args, "stages", None) or [])
         self.stage_datasets: list[Dataset] = []
         if stages:
@@ -166,7 +133,7 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
                 self.stage_datasets = load_stage_datasets(stages, train_dataset)  # before any model loads
             train_dataset = self.stage_datasets[0]
             self._base_values = {name: getattr(args, name) for name in STAGE_OVERRIDABLE_FIELDS}
-            construction = self._construction_values(stages, args)
+            construction = construction_values(stages, args)
             # GRPOTrainer is built for the first stage (its buffers, sampler and checks); each stage resets them.
             first = first_stage_values(stages[0], args.per_device_train_batch_size, args.world_size,
                                        args.num_iterations)
@@ -187,12 +154,8 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
 
             eval_dataset = {Path(name).stem: load_benchmark(name, args.eval_data_dir, args.eval_limit)
                             for name in args.eval_benchmarks}
-        server_mode = bool(getattr(args, "use_vllm", False)) and getattr(args, "vllm_mode", None) == "server"
-        if server_mode:
-            preflight_run(model, args, max([s.max_completion_length for s in stages] or [args.max_completion_length]))
-        sync = getattr(args, "vllm_weight_sync", "nccl") if server_mode else "nccl"
-        hook = disk_sync_client(os.path.join(args.output_dir, ".vllm-weights")) if sync == "disk" else nullcontext()
-        with hook, quiet_library_bars(not verbose(args)):
+        stage_lengths = [s.max_completion_length for s in stages]
+        with server_generation(model, args, stage_lengths), quiet_library_bars(not verbose(args)):
             super().__init__(model=model, reward_funcs=reward_funcs, args=args, train_dataset=train_dataset,
                              eval_dataset=eval_dataset, processing_class=processing_class, callbacks=callbacks,
                              **kwargs)
@@ -216,20 +179,6 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
         for callback in standard_run_callbacks(self.args, push_to_hub=push_stages) if run_callbacks is None \
                 else run_callbacks:
             self.add_callback(callback)
-
-    @staticmethod
-    def _construction_values(stages: list[StageConfig], args: Any) -> dict[str, Any]:
-        """Values GRPOTrainer must see at construction so that later stages can use what TRL sets up only then.
-
-        TRL builds no reference model when ``beta == 0`` and enables the entropy bonus only when
-        ``entropy_coef != 0``; both are decided once, in ``__init__``.
-        """
-        values: dict[str, Any] = {}
-        for name in ("beta", "entropy_coef"):
-            nonzero = [v for v in (s.overrides.get(name, getattr(args, name)) for s in stages) if v != 0]
-            if getattr(args, name) == 0 and nonzero:
-                values[name] = nonzero[0]
-        return values
 
     @property
     def curriculum_active(self) -> bool:
@@ -277,7 +226,7 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
         # micro-step counter decides which slice of a generation batch a step trains on.
         reset_generation_buffer(self, (resumed_updates or 0) * batch.gradient_accumulation_steps)
         if resumed_updates is not None and index > 0 and stage.reset_reference and self.ref_model is not None:
-            self._restore_reference(index)
+            stage_checkpoints.restore_reference(self, index)
         if resumed_updates is None and index > 0:
             if stage.reset_reference and self.ref_model is not None:
                 model = self.accelerator.unwrap_model(self.model_wrapped)
@@ -290,20 +239,7 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
         return plan
 
     def stage_checkpoint_dir(self, index: int) -> Path:
-        return Path(self.args.output_dir) / self.curriculum.plans[index].run_name
-
-    def _restore_reference(self, index: int) -> None:
-        """After a resume inside stage ``index``: its reference is the policy saved at the previous stage's end."""
-        previous = complete_directory(self.stage_checkpoint_dir(index - 1))
-        if previous is None:
-            previous = self.stage_checkpoint_dir(index - 1)
-            raise FileNotFoundError(
-                f"Resuming inside stage {index + 1} needs its KL reference, the policy saved at the end of stage "
-                f"{index} in {previous}, which is missing. Keep save_stage_checkpoints on, or resume from a "
-                "checkpoint of an earlier stage."
-            )
-        saved = type(self.accelerator.unwrap_model(self.model)).from_pretrained(previous, dtype=self.model.dtype)
-        SyncRefModelCallback.sync_target_model(saved, self.ref_model, alpha=1.0)
+        return stage_checkpoints.stage_checkpoint_dir(self, index)
 
     def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
         """The LR schedule spans the updates from the current stage's last optimizer reset up to the next one."""
@@ -352,7 +288,7 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
         if resuming and len(self.curriculum.stage_start_steps) > index:
             resumed_updates = self.state.global_step - self.curriculum.stage_start_steps[index]
         if resuming and resumed_updates is None and index > 0:
-            self._complete_interrupted_stage_end(index - 1)
+            stage_checkpoints.complete_interrupted_stage_end(self, index - 1)
         plan = self._enter_stage(index, resumed_updates=resumed_updates)
         self._run_event("on_stage_begin", plan=plan, resumed=resumed_updates is not None)
         started = time.monotonic()
@@ -363,7 +299,7 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
         run_pass(self.get_train_dataloader(), plan.batch.optimizer_updates * plan.batch.gradient_accumulation_steps,
                  plan.batch.optimizer_updates)
         if ended_before:
-            self._complete_interrupted_stage_end(index)  # only what is missing of its end
+            stage_checkpoints.complete_interrupted_stage_end(self, index)  # only what is missing of its end
         elif self.curriculum.stage_over(self.state):  # not when SIGTERM or max_steps stopped the pass
             self._finish_stage(plan, time.monotonic() - started)
 
@@ -375,38 +311,9 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
         per_rollout = plan.batch.generation_batch_size * plan.batch.steps_per_generation * self.num_iterations
         return StageSampler(sampler, plan.config.rollout_steps * per_rollout)
 
-    def _complete_interrupted_stage_end(self, index: int) -> None:
-        """A run killed between a stage's last update and the end of its stage checkpoint: finish that end now.
-
-        The resumed weights are that stage's final policy, so the stage checkpoint (needed to restore the KL
-        reference on a later resume) and its manifest record are written from them.
-        """
-        # Without a ManifestCallback no record is kept: the stage checkpoint alone says the end was written.
-        recorded = {s["index"] for s in read_stage_manifest(self.args.output_dir)} if self.run_callback(
-            ManifestCallback) is not None else set(range(len(self.curriculum.plans)))
-        written = complete_directory(self.stage_checkpoint_dir(index)) is not None
-        if index in recorded and (written or not self.args.save_stage_checkpoints):
-            return
-        logger.warning(f"Stage {index + 1} ended but its stage checkpoint or record is missing; writing it now.")
-        self._finish_stage(self.curriculum.plans[index], 0.0)
-
     def _finish_stage(self, plan: StagePlan, seconds: float) -> None:
-        """Stage end: the policy saved to the stage's directory, then ``on_stage_end`` with its record."""
-        checkpoint = self.stage_checkpoint_dir(plan.index) if self.args.save_stage_checkpoints else None
-        if checkpoint is not None:  # written beside, proven complete, then renamed into place
-            staged = checkpoint.with_name(f".{checkpoint.name}.tmp")
-            if self.args.should_save:
-                shutil.rmtree(staged, ignore_errors=True)
-                staged.mkdir(parents=True)
-                (staged / WRITING).touch()
-            self.save_model(str(staged))
-            self.accelerator.wait_for_everyone()
-            if self.args.should_save:
-                mark_complete(staged)
-                publish_directory(staged, checkpoint)
-            self.accelerator.wait_for_everyone()
-        record = stage_record(self, plan, seconds, checkpoint)
-        self._run_event("on_stage_end", plan=plan, record=record)
+        """Stage end: the policy saved to the stage's directory, then ``on_stage_end`` (``stage_checkpoints``)."""
+        stage_checkpoints.finish_stage(self, plan, seconds)
 
     def save_checkpoint_safely(self, write: Callable[[], None], run_dir: str) -> None:
         """transformers' checkpoint write, proven complete before it counts (``run.checkpoints``)."""
@@ -426,20 +333,12 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
             with quiet_library_bars(not verbose(self.args)):
                 output = super().train(resume_from_checkpoint, *args, **kwargs)
         except RewardInterrupted:  # SIGTERM during a reward call that might never return
-            self._save_last_complete_update()
+            stage_checkpoints.save_last_complete_update(self)
             output = None
         finally:
             self._run_event("on_run_exit")
         self._run_event("on_run_end")
         return output
-
-    def _save_last_complete_update(self) -> None:
-        """A checkpoint of the state after the last finished update (the interrupted one left weights untouched)."""
-        stop = self.run_callback(GracefulStop)
-        if stop is not None:
-            stop.requested = True
-        if find_last_checkpoint(self.args.output_dir) != Path(self.args.output_dir) / f"checkpoint-{self.state.global_step}":
-            self._save_checkpoint(self.model, trial=None)
 
     @property
     def stopped_by_signal(self) -> bool:
@@ -447,38 +346,14 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
         return bool(stop and stop.requested)
 
     def save_final_model(self, output_dir: str | None = None) -> Path:
-        """The final policy in ``output_dir``, loadable with ``from_pretrained(output_dir)``.
-
-        When the last stage's checkpoint already holds exactly this policy (no update since it was written), its
-        files are hard-linked instead of written a second time: a finished curriculum keeps one copy on disk.
-        """
-        out = Path(output_dir or self.args.output_dir)
-        last = len(self.curriculum.plans) - 1
-        source = None
-        if self.curriculum_active and self.args.save_stage_checkpoints:
-            record = next((r for r in read_stage_manifest(self.args.output_dir) if r["index"] == last), None)
-            if record is not None and record["last_global_step"] == self.state.global_step:
-                source = self.stage_checkpoint_dir(last)
-        if source is None or not source.is_dir():
-            self.save_model(str(out))
-        elif self.args.should_save:
-            link_policy_files(source, out)
-        self.accelerator.wait_for_everyone()
-        return out
+        """The final policy in ``output_dir`` (hard links to the last stage checkpoint when it holds it)."""
+        return stage_checkpoints.save_final_model(self, output_dir)
 
     def training_step(self, *args: Any, **kwargs: Any) -> torch.Tensor:
         try:
             return super().training_step(*args, **kwargs)
         except torch.OutOfMemoryError as error:
-            plan = self.curriculum.current if self.curriculum_active else None
-            where = f"stage {plan.index + 1} '{plan.name}'" if plan else "training"
-            raise torch.OutOfMemoryError(
-                f"Out of memory in {where} with max_completion_length={self.max_completion_length}, "
-                f"num_generations={self.num_generations}, per_device_train_batch_size="
-                f"{self.args.per_device_train_batch_size}, max_prompt_length={self.args.max_prompt_length}. "
-                f"Lower per_device_train_batch_size for this stage (it is a per-stage override), enable "
-                f"gradient_checkpointing, or generate on a vLLM server. Original error: {error}"
-            ) from error
+            raise out_of_memory_error(self, error) from error
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         logs["curriculum/stage"] = float(self.curriculum.stage_index if self.curriculum_active else 0)

@@ -94,6 +94,17 @@ def preflight_run(model: Any, args: Any, longest_completion: int) -> None:
               wait_s=args.vllm_preflight_timeout, host=args.vllm_server_host, port=args.vllm_server_port)
 
 
+def server_generation(model: Any, args: Any, stage_lengths: list[int]) -> contextlib.AbstractContextManager:
+    """What building a trainer that generates on a vLLM server needs: the preflight for the longest stage (before
+    any model loads), then, with ``vllm_weight_sync: disk``, our client installed while TRL constructs its own."""
+    if not (getattr(args, "use_vllm", False) and getattr(args, "vllm_mode", None) == "server"):
+        return contextlib.nullcontext()
+    preflight_run(model, args, max(stage_lengths or [args.max_completion_length]))
+    if getattr(args, "vllm_weight_sync", "nccl") != "disk":
+        return contextlib.nullcontext()
+    return disk_sync_client(os.path.join(args.output_dir, ".vllm-weights"))
+
+
 def _post_json(url: str, payload: dict[str, Any], timeout: float = 600.0) -> Any:
     request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
                                      headers={"Content-Type": "application/json"})

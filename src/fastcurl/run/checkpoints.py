@@ -68,10 +68,15 @@ def _unmarked_problem(path: Path) -> str | None:
         json.loads((path / "trainer_state.json").read_text())
     except (OSError, ValueError):
         return f"no {COMPLETE_MARKER} and no readable trainer_state.json (its writing did not finish)"
-    for file in sorted(path.rglob("*.safetensors")):
-        problem = _safetensors_problem(file)
-        if problem:
-            return f"{file.relative_to(path)}: {problem}"
+    return _weights_problem(path, sorted(str(f.relative_to(path)) for f in path.rglob("*.safetensors")))
+
+
+def _weights_problem(path: Path, names: Any) -> str | None:
+    for name in names:
+        if name.endswith(".safetensors"):
+            problem = _safetensors_problem(path / name)
+            if problem:
+                return f"{name}: {problem}"
     return None
 
 
@@ -92,11 +97,7 @@ def checkpoint_problem(path: str | Path) -> str | None:
             return f"{name} is missing"
         if found != size:
             return f"{name} is {found} bytes, {size} were written"
-        if file.suffix == ".safetensors":
-            problem = _safetensors_problem(file)
-            if problem:
-                return f"{name}: {problem}"
-    return None
+    return _weights_problem(path, listed)
 
 
 def find_last_checkpoint(output_dir: str | Path) -> Path | None:
@@ -157,11 +158,6 @@ def explain_write_failure(error: BaseException, target: Path, previous: Path | N
     )
 
 
-def checkpoint_step(path: Any) -> int | None:
-    match = _CHECKPOINT.match(Path(path).name)
-    return int(match.group(1)) if match else None
-
-
 def write_checkpoint(trainer: Any, write: Any, target: Path) -> None:
     """Run ``write`` (transformers' checkpoint save) so that ``target`` counts only once it is proven complete.
 
@@ -172,7 +168,6 @@ def write_checkpoint(trainer: Any, write: Any, target: Path) -> None:
     from transformers.trainer_utils import rotate_checkpoints
 
     args, accelerator = trainer.args, trainer.accelerator
-    previous = find_last_checkpoint(target.parent) if args.should_save else None
     if args.should_save:
         discard_incomplete(target)
         target.mkdir(parents=True, exist_ok=True)
@@ -184,7 +179,7 @@ def write_checkpoint(trainer: Any, write: Any, target: Path) -> None:
     except Exception as error:
         if args.should_save:
             shutil.rmtree(target, ignore_errors=True)  # a half-written checkpoint only takes space
-        explained = explain_write_failure(error, target, previous)
+        explained = explain_write_failure(error, target, find_last_checkpoint(target.parent))
         if explained is error:
             raise
         raise explained from error

@@ -72,3 +72,18 @@ def quiet_library_bars(enabled: bool = True) -> Iterator[None]:
             hf_logging.enable_progress_bar()
         if datasets_on:
             datasets.enable_progress_bars()
+
+
+def out_of_memory_error(trainer: Any, error: BaseException) -> BaseException:
+    """An out-of-memory error that names the stage, its lengths and batch, and what to lower."""
+    import torch
+
+    plan = trainer.curriculum.current if trainer.curriculum_active else None
+    where = f"stage {plan.index + 1} '{plan.name}'" if plan else "training"
+    return torch.OutOfMemoryError(
+        f"Out of memory in {where} with max_completion_length={trainer.max_completion_length}, "
+        f"num_generations={trainer.num_generations}, per_device_train_batch_size="
+        f"{trainer.args.per_device_train_batch_size}, max_prompt_length={trainer.args.max_prompt_length}. "
+        "Lower per_device_train_batch_size for this stage (it is a per-stage override), enable "
+        f"gradient_checkpointing, or generate on a vLLM server. Original error: {error}"
+    )
