@@ -284,3 +284,64 @@ def test_resume_asks_the_callback_whether_its_stage_is_over(tiny_model_path, tmp
     assert resumed.curriculum.stage_start_steps == [0, 2]
     assert resumed.state.global_step == 4
     assert {stage for stage, _ in resumed_recorder.calls} == {1}  # no update of stage 1 after the resume
+
+
+def test_overlong_penalty_and_dr_grpo_normaliser_follow_the_stage_length(tiny_model_path, tmp_path):
+    """Issue 16, item 4: the soft overlong penalty's bound is the current stage's cap (8, then 16), and the
+    dr_grpo loss divides by the current stage's length after the switch (TRL binds both once when built)."""
+    import inspect
+    import json
+    import shutil
+
+    from trl import GRPOTrainer
+
+    from fastcurl.rewards import StageOverlongPenalty
+
+    assert "self.max_completion_length" in inspect.getsource(GRPOTrainer._compute_loss)  # dr_grpo's normaliser
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_path, model)
+    generation = json.loads((model / "generation_config.json").read_text())
+    generation["eos_token_id"] = list(range(3, 33))  # about one token in ten ends a completion: lengths vary
+    (model / "generation_config.json").write_text(json.dumps(generation))
+    penalty = StageOverlongPenalty(buffer_fraction=0.5)
+    scored, normalisers = [], []
+
+    def recorder(completion_ids, **kwargs):
+        scored.append((penalty.max_completion_length, [len(ids) for ids in completion_ids],
+                       penalty(completion_ids)))
+        return [float(i % 2) for i in range(len(completion_ids))]
+
+    class Recording(CurriculumGRPOTrainer):
+        def _compute_loss(self, model, inputs):
+            normalisers.append(self.max_completion_length)
+            return super()._compute_loss(model, inputs)
+
+    stage = {"dataset": "synthetic", "dataset_kwargs": {"num_problems": 48}, "num_generations": 4,
+             "prompts_per_rollout_step": 2, "rollout_steps": 2}
+    args = FastCuRLConfig(output_dir=str(tmp_path / "run"), use_cpu=True, report_to="none", save_strategy="no",
+                          per_device_train_batch_size=8, seed=0, disable_tqdm=True, loss_type="dr_grpo",
+                          save_stage_checkpoints=False,
+                          stages=[StageConfig(name="short", segment="L1", max_completion_length=8, **stage),
+                                  StageConfig(name="long", segment="L3", max_completion_length=16, **stage)])
+    trainer = Recording(model=str(model), reward_funcs=[penalty, recorder], args=args)
+    trainer.train()
+    assert [bound for bound, _, _ in scored] == [8, 8, 16, 16]
+    assert normalisers == [8, 8, 16, 16]
+    for bound, lengths, scores in scored:  # DAPO eq. 13 with L_max = the stage's cap, L_cache = half of it
+        free = bound // 2
+        assert scores == [0.0 if n <= free else (free - n) / free for n in lengths]
+    # completions longer than stage 1's cap but inside stage 2's: a bound fixed at 8 (TRL's) would score them -1
+    between = [s for bound, lengths, scores in scored if bound == 16 for n, s in zip(lengths, scores) if 8 < n < 16]
+    assert between and all(-1.0 < s < 0.0 for s in between)
+
+
+def test_overlong_penalty_by_name_and_unbound():
+    import pytest
+
+    from fastcurl.cli import load_reward
+    from fastcurl.rewards import StageOverlongPenalty, stage_overlong_penalty
+
+    assert load_reward("overlong") is stage_overlong_penalty
+    with pytest.raises(RuntimeError, match="CurriculumGRPOTrainer"):
+        StageOverlongPenalty()([[1, 2]])
+    assert StageOverlongPenalty(0.2, 100)([[1] * 80, [1] * 90, [1] * 100, [1] * 101]) == [0.0, -0.5, -1.0, -1.0]

@@ -15,6 +15,7 @@ REWARDS = {
     "plain_accuracy": "fastcurl.rewards:plain_accuracy_reward",
     "format": "fastcurl.rewards:format_reward",
     "boxed_format": "fastcurl.rewards:boxed_format_reward",
+    "overlong": "fastcurl.rewards:stage_overlong_penalty",
 }
 
 

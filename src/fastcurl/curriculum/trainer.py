@@ -13,6 +13,7 @@ With a plain ``GRPOConfig`` (no stages) nothing here changes GRPOTrainer's behav
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import time
@@ -173,6 +174,7 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
         if precision is not None and self.is_world_process_zero():
             print(f"[fastcurl] precision: {precision.reason}", flush=True)
         use_stage_progress(self)
+        self._bind_length_rewards(self.max_completion_length)
         self.curriculum = self.curriculum_class(plans)
         self.curriculum.allow_recipe_change = bool(getattr(self.args, "resume_with_changed_recipe", False))
         self.add_callback(self.curriculum)
@@ -206,6 +208,14 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
         else:
             self.generation_config.max_new_tokens = length
             self.generation_kwargs["max_new_tokens"] = length
+        self._bind_length_rewards(length)
+
+    def _bind_length_rewards(self, length: int) -> None:
+        """Reward functions with ``set_max_completion_length`` (``rewards.StageOverlongPenalty``) get the cap."""
+        for func in self.reward_funcs:
+            bind = getattr(inspect.unwrap(func), "set_max_completion_length", None)
+            if callable(bind):
+                bind(length)
 
     def _enter_stage(self, index: int, *, resumed_updates: int | None) -> StagePlan:
         """Make stage ``index`` current. ``resumed_updates`` counts its updates already made before a resume."""

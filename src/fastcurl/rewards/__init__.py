@@ -14,11 +14,13 @@ from .functions import (
     math_accuracy,
     plain_accuracy_reward,
 )
+from .length import StageOverlongPenalty, stage_overlong_penalty
 from .normalize import normalize_answer, numbers_equal, parse_number
 from .think import template_opens_think, think_policy_for
 from .verify import SymbolicPool, Verifier, default_pool, default_verifier, is_equivalent
 
 __all__ = [
+    "StageOverlongPenalty",
     "SymbolicPool",
     "Verifier",
     "accuracy_reward",
@@ -38,6 +40,7 @@ __all__ = [
     "numbers_equal",
     "parse_number",
     "plain_accuracy_reward",
+    "stage_overlong_penalty",
     "template_opens_think",
     "think_policy_for",
 ]
