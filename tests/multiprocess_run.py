@@ -4,9 +4,9 @@ Writes ``<out>/rank-<r>.jsonl``: per update, the rank, global step, stage, compl
 scored and checksums of the policy and the reference at each stage start.
 
     accelerate launch --cpu --num_processes 2 tests/multiprocess_run.py MODEL OUT [--mismatch] [--save]
-        [--resume] [--slow]
+        [--resume] [--slow] [--adaptive]
 
-``--save`` writes a checkpoint at every update, ``--resume`` continues from the newest complete one, ``--slow``
+``--adaptive`` gives stage 1 an ``advance_when`` rule (up to 4 rollout steps, ends after 2); ``--save`` writes a checkpoint at every update, ``--resume`` continues from the newest complete one, ``--slow``
 makes every reward call take a second (so a test can signal a rank mid-run); each reward record has the pid.
 """
 
@@ -62,7 +62,11 @@ def main() -> None:
     stage = {"dataset": "synthetic", "dataset_kwargs": {"num_problems": num_problems}, "num_generations": 4}
     stages = [
         StageConfig(name="short", segment="L1", max_completion_length=8, prompts_per_rollout_step=4,
-                    rollout_steps=2, **stage),
+                    rollout_steps=2, **stage) if "--adaptive" not in sys.argv else
+        # up to 4 rollout steps; ends after 2, once one logged clipped ratio (~1 with these caps) is above 0.5
+        StageConfig(name="short", segment="L1", max_completion_length=8, prompts_per_rollout_step=4,
+                    rollout_steps=4, min_rollout_steps=1,
+                    advance_when={"any": [{"metric": "completions/clipped_ratio", "above": 0.5}]}, **stage),
         # twice the prompts per update: gradient accumulation changes at the boundary
         StageConfig(name="long", segment="L3", max_completion_length=16, prompts_per_rollout_step=8,
                     rollout_steps=2, **stage),

@@ -204,3 +204,17 @@ def test_sigkill_of_one_rank_then_resume_reaches_the_uninterrupted_policy(tiny_m
     last = find_last_checkpoint(out)
     assert last is not None and int(last.name.split("-")[1]) < 4
     assert_resumes_to_the_uninterrupted_policy("ddp", tiny_model_path, tmp_path, out)
+
+
+@pytest.mark.slow
+def test_two_ranks_take_the_same_adaptive_advance(tiny_model_path, tmp_path):
+    """Issue 16: a stage with advance_when (maximum 4 rollout steps) ends after 2 on both ranks, at one update."""
+    out = tmp_path / "adaptive"
+    result = launch("ddp", tiny_model_path, out, "--adaptive")
+    assert result.returncode == 0, result.stderr[-4000:]
+    records = read(out)
+    starts = sorted((r["rank"], r["step"], r["stage"]) for r in records if r["kind"] == "stage_start")
+    assert starts == [(0, 0, 0), (0, 2, 1), (1, 0, 0), (1, 2, 1)]
+    assert [r["step"] for r in records if r["kind"] == "done"] == [4, 4]
+    manifest = json.loads((out / "stage_manifest.json").read_text())["stages"]
+    assert manifest[0]["ended_by"].startswith("advance_when after 2 updates")

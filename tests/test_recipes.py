@@ -101,3 +101,14 @@ def test_plan_resolves_the_quickstart_and_reports_unreachable_data(tmp_path):
     assert offline.returncode == 0
     assert "data sizes unknown" in offline.stderr and "Hub is unreachable" in offline.stderr
     assert "1,750 rollout steps" in offline.stdout
+
+
+def test_adaptive_recipe_is_the_preview_with_rules():
+    preview, _ = parse_train_args(["--config", str(ROOT / "configs" / "fastcurl_1.5b_preview.yaml"), *CPU])
+    config, _ = parse_train_args(["--config", str(ROOT / "configs" / "fastcurl_1.5b_adaptive.yaml"), *CPU])
+    assert [s.segment for s in config.stages] == [s.segment for s in preview.stages]
+    assert [s.max_completion_length for s in config.stages] == [s.max_completion_length for s in preview.stages]
+    assert [s.advance_when is not None for s in config.stages] == [True, True, True, False]
+    assert all(0 < s.min_rollout_steps < s.rollout_steps for s in config.stages[:3])
+    assert (config.learning_rate, config.beta, config.temperature) == (preview.learning_rate, preview.beta,
+                                                                       preview.temperature)

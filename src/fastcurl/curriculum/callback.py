@@ -15,7 +15,12 @@ from typing import Any
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_callback import ExportableState
 
+from .advance import rule_holds, rule_metrics
 from .plan import StagePlan
+
+# Stage fields added after checkpoints already held a recipe digest: left out of it at their defaults, so those
+# checkpoints still resume.
+_LATER_FIELDS = {"advance_when": None, "min_rollout_steps": 0}
 
 
 class CurriculumCallback(TrainerCallback, ExportableState):
@@ -59,6 +64,12 @@ class CurriculumCallback(TrainerCallback, ExportableState):
         self.plans = plans
         self.stage_index = 0
         self.stage_start_steps: list[int] = []
+        # The current stage's logged values of the metrics its advance_when reads, and why each stage ended.
+        self.history: list[dict[str, float]] = []
+        self.end_reasons: dict[int, str] = {}
+        # The decision taken at the last update's end ({"step", "over"}): saved, so a resume does not re-decide it
+        # from a log the uninterrupted run had not seen yet when it decided.
+        self.decision: dict[str, Any] | None = None
         # A resume from a checkpoint of another recipe fails unless this is set (``resume_with_changed_recipe``).
         self.allow_recipe_change = False
 
@@ -68,7 +79,9 @@ class CurriculumCallback(TrainerCallback, ExportableState):
         import hashlib
         import json
 
-        resolved = [{"config": p.config.to_dict(), "batch": vars(p.batch)} for p in self.plans]
+        configs = [{k: v for k, v in p.config.to_dict().items() if k not in _LATER_FIELDS or v != _LATER_FIELDS[k]}
+                   for p in self.plans]
+        resolved = [{"config": c, "batch": vars(p.batch)} for c, p in zip(configs, self.plans)]
         return hashlib.sha256(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     @property
@@ -84,22 +97,66 @@ class CurriculumCallback(TrainerCallback, ExportableState):
         self.stage_index = index
         if len(self.stage_start_steps) <= index:
             self.stage_start_steps.append(global_step)
+            self.history = []
 
     def updates_done(self, state: TrainerState) -> int:
         return state.global_step - self.stage_start_step
 
+    def min_updates(self, plan: StagePlan) -> int:
+        per_rollout_step = plan.batch.optimizer_updates // plan.config.rollout_steps
+        return plan.config.min_rollout_steps * per_rollout_step
+
     def should_advance(self, state: TrainerState) -> bool:
-        """Whether the current stage is over. The default rule: it has made all its optimizer updates."""
-        return self.updates_done(state) >= self.current.batch.optimizer_updates
+        """Whether the current stage is over: all its optimizer updates made, or its ``advance_when`` holds (after
+        its ``min_rollout_steps``) on the metrics logged in this stage."""
+        plan, done = self.current, self.updates_done(state)
+        if done >= plan.batch.optimizer_updates:
+            return True
+        if plan.config.advance_when is None or done < max(self.min_updates(plan), 1):
+            return False
+        holds, why = rule_holds(plan.config.advance_when, self.history)
+        if holds:
+            self.end_reasons[plan.index] = f"advance_when after {done} updates: {why}"
+        return holds
 
     def stage_over(self, state: TrainerState) -> bool:
-        """The one test the trainer applies, after every update and on resume: advanced, or at the maximum."""
-        return self.updates_done(state) >= self.current.batch.optimizer_updates or self.should_advance(state)
+        """The one test the trainer applies, after every update: advanced, or at the maximum."""
+        over = self.updates_done(state) >= self.current.batch.optimizer_updates or self.should_advance(state)
+        if over and self.current.index not in self.end_reasons:
+            self.end_reasons[self.current.index] = f"rollout_steps maximum ({self.current.config.rollout_steps})"
+        return over
+
+    def stage_over_at_resume(self, state: TrainerState) -> bool:
+        """On resume: the decision taken at the checkpoint's update, when it was saved; else asked again."""
+        decision = self.decision
+        if decision is not None and (decision["step"], decision.get("stage")) == (state.global_step, self.stage_index):
+            return bool(self.decision["over"])
+        return self.stage_over(state)
+
+    def end_reason(self, index: int) -> str | None:
+        return self.end_reasons.get(index)
+
+    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, logs=None, **kwargs):
+        rule = self.current.config.advance_when if self.plans and self.stage_start_steps else None
+        if rule is not None and logs and "loss" in logs:  # a training log (not eval), the same on every rank
+            entry = {m: float(logs[m]) for m in rule_metrics(rule) if m in logs}
+            if entry:
+                self.history.append(entry)
 
     def on_step_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> TrainerControl:
-        if self.plans and self.stage_over(state):
+        if not self.plans:
+            return control
+        over = self.stage_over(state)
+        if self.current.config.advance_when is not None:
+            from ..run.signals import any_rank
+
+            over = any_rank(over)  # one decision for every rank, whatever a rank's float rounding
+            if over:
+                self.end_reasons.setdefault(self.stage_index, "advance_when held on another rank")
+        self.decision = {"step": state.global_step, "stage": self.stage_index, "over": over}
+        if over:
             control.should_epoch_stop = True  # the trainer runs each stage as one pass of its epoch loop
         return control
 
@@ -107,7 +164,9 @@ class CurriculumCallback(TrainerCallback, ExportableState):
         return {
             "args": {},
             "attributes": {"stage_index": self.stage_index, "stage_start_steps": list(self.stage_start_steps),
-                           "recipe_digest": self.recipe_digest},
+                           "recipe_digest": self.recipe_digest, "history": list(self.history),
+                           "end_reasons": {str(k): v for k, v in self.end_reasons.items()},
+                           "decision": self.decision},
         }
 
     def restore(self, saved: dict[str, Any]) -> None:
@@ -122,3 +181,6 @@ class CurriculumCallback(TrainerCallback, ExportableState):
             )
         self.stage_index = int(attributes.get("stage_index", 0))
         self.stage_start_steps = [int(s) for s in attributes.get("stage_start_steps", [])]
+        self.history = [dict(entry) for entry in attributes.get("history", [])]
+        self.end_reasons = {int(k): v for k, v in attributes.get("end_reasons", {}).items()}
+        self.decision = attributes.get("decision")

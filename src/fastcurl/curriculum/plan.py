@@ -65,6 +65,8 @@ class StageRow:
     epochs: float | None
     max_generated_tokens: int
     overrides: dict[str, Any]
+    min_rollout_steps: int = 0
+    advance_when: Any = None
 
 
 def read_recipe_stages(recipe: dict[str, Any]) -> tuple[list[StageConfig], int, int]:
@@ -112,9 +114,22 @@ def plan_curriculum(stages: Sequence[StageConfig], per_device_train_batch_size: 
                 epochs=prompts / size if size else None,
                 max_generated_tokens=prompts * stage.num_generations * stage.max_completion_length,
                 overrides=dict(stage.overrides),
+                min_rollout_steps=stage.min_rollout_steps,
+                advance_when=stage.advance_when,
             )
         )
     return rows
+
+
+def describe_rule(rule: Any) -> str:
+    from .advance import _conditions
+
+    mode, conditions = _conditions(rule)
+    parts = []
+    for c in conditions:
+        test = next(t for t in ("above", "below", "plateau") if t in c)
+        parts.append(f"{c['metric']} {test} {c[test]} (window {c.get('window', 1)})")
+    return f" {'or' if mode == 'any' else 'and'} ".join(parts)
 
 
 def format_plan(rows: list[StageRow], num_processes: int) -> str:
@@ -142,5 +157,8 @@ def format_plan(rows: list[StageRow], num_processes: int) -> str:
     for r in rows:
         details = [f"per-device batch {r.per_device_train_batch_size} x {r.gradient_accumulation_steps} accumulation"]
         details += [f"{k}={v}" for k, v in sorted(r.overrides.items())]
+        if r.advance_when is not None:  # the table shows the maximum; the stage may end from its minimum on
+            details.append(f"adaptive: {r.min_rollout_steps:,} to {r.rollout_steps:,} rollout steps, advances when "
+                           f"{describe_rule(r.advance_when)}")
         lines.append(f"  stage {r.index + 1}: " + ", ".join(details))
     return "\n".join(lines)

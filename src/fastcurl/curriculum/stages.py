@@ -171,6 +171,17 @@ class StageConfig:
             "help": "Per-stage values of GRPOConfig fields, allowed for: " + ", ".join(STAGE_OVERRIDABLE_FIELDS)
         },
     )
+    advance_when: Any = field(
+        default=None,
+        metadata={
+            "help": "End the stage before its rollout_steps maximum when logged metrics say so, e.g. {any: [{metric: "
+            "completions/clipped_ratio, above: 0.3, window: 10}, {metric: reward, plateau: 0.01, window: 20}]} "
+            "(fastcurl.curriculum.advance). Empty: the stage runs all its rollout_steps."
+        },
+    )
+    min_rollout_steps: int = field(
+        default=0, metadata={"help": "With advance_when: the stage runs at least this many rollout steps."}
+    )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], index: int = 0) -> StageConfig:
@@ -340,6 +351,13 @@ def validate_stage(stage: StageConfig, index: int) -> None:
     if stage.segment is not None and stage.segment not in SEGMENTS:
         raise ValueError(f"{where}: segment must be one of {', '.join(SEGMENTS)} or empty, got {stage.segment!r}.")
     _check_dataset_kwargs(stage, where)
+    if stage.advance_when is not None:
+        from .advance import validate_rule
+
+        validate_rule(stage.advance_when, where)
+    if not isinstance(stage.min_rollout_steps, int) or not 0 <= stage.min_rollout_steps <= stage.rollout_steps:
+        raise ValueError(f"{where}: min_rollout_steps must be an integer from 0 to rollout_steps "
+                         f"({stage.rollout_steps}), got {stage.min_rollout_steps!r}.")
     for key, value in stage.overrides.items():
         if key in STAGE_FIELD_TYPES:
             _parsed(key, value, index)  # a StageConfig built in Python gets the same check

@@ -126,6 +126,7 @@ def stage_record(trainer: Any, plan: Any, seconds: float, checkpoint: Path | Non
         "seconds": round(seconds, 2),
         "metrics": stage_metrics(trainer.state.log_history, start + 1, trainer.state.global_step),
         "checkpoint": str(checkpoint) if checkpoint is not None else None,
+        "ended_by": trainer.curriculum.end_reason(plan.index),
     }
 
 

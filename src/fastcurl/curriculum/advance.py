@@ -1,0 +1,107 @@
+"""Adaptive stage advance: a stage says in its recipe when it is done, from metrics TRL already logs.
+
+FastCuRL fixes each stage's length by hand (160/590/230/580 rollout steps) and names adaptive scheduling as future
+work. The signals that say a stage is done are logged at every update: the clipped ratio (the model needs a longer
+context), the share of flat groups (nothing left to learn), reward and entropy. A stage may declare::
+
+    advance_when:
+      any:                                   # or all:
+        - {metric: completions/clipped_ratio, above: 0.3, window: 10}
+        - {metric: reward, plateau: 0.01, window: 20}
+    min_rollout_steps: 40
+    rollout_steps: 300                       # the maximum
+
+A condition reads the mean of the metric's last ``window`` logged values: ``above``/``below`` a threshold, or a
+``plateau``: that mean rose by less than the given amount over the ``window`` values before it (it needs
+``2 * window`` values). Pure functions, no torch: ``fastcurl plan`` and ``validate_stage`` use them before anything
+loads; ``CurriculumCallback`` applies them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+# What TRL's GRPOTrainer logs at every update (and fastcurl adds), which a rule may read.
+KNOWN_METRICS = (
+    "reward", "reward_std", "frac_reward_zero_std", "completions/clipped_ratio", "completions/mean_length",
+    "completions/min_length", "completions/max_length", "completions/mean_terminated_length", "entropy", "kl",
+    "loss", "grad_norm", "clip_ratio/region_mean", "clip_ratio/low_mean", "clip_ratio/high_mean",
+)
+_PER_REWARD = re.compile(r"^rewards/[^/]+/(mean|std)$")  # each reward function's own mean and spread
+TESTS = ("above", "below", "plateau")
+
+
+def _conditions(rule: Any) -> tuple[str, list[dict[str, Any]]]:
+    if isinstance(rule, list):
+        return "any", rule
+    if isinstance(rule, dict) and len(rule) == 1 and next(iter(rule)) in ("any", "all"):
+        mode = next(iter(rule))
+        return mode, rule[mode]
+    if isinstance(rule, dict) and "metric" in rule:
+        return "any", [rule]
+    raise ValueError(f"advance_when must be {{any: [conditions]}}, {{all: [conditions]}}, a list or one "
+                     f"condition, got {rule!r}.")
+
+
+def validate_rule(rule: Any, where: str) -> None:
+    """Every condition names a logged metric, one test with a number, and a positive window."""
+    try:
+        mode, conditions = _conditions(rule)
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from None
+    if not isinstance(conditions, list) or not conditions:
+        raise ValueError(f"{where}: advance_when.{mode} must be a non-empty list of conditions.")
+    for condition in conditions:
+        if not isinstance(condition, dict):
+            raise ValueError(f"{where}: each advance_when condition is a mapping, got {condition!r}.")
+        metric = condition.get("metric")
+        if metric not in KNOWN_METRICS and not (isinstance(metric, str) and _PER_REWARD.match(metric)):
+            raise ValueError(f"{where}: advance_when names metric {metric!r}, which the trainer does not log. Use "
+                             f"one of {', '.join(KNOWN_METRICS)} or rewards/<function>/mean.")
+        tests = [t for t in TESTS if t in condition]
+        unknown = set(condition) - {"metric", "window", *TESTS}
+        if len(tests) != 1 or unknown:
+            raise ValueError(f"{where}: the advance_when condition on {metric} needs exactly one of above, below, "
+                             f"plateau (and optionally window), got {sorted(condition)}.")
+        value = condition[tests[0]]
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ValueError(f"{where}: {metric} {tests[0]}: must be a number, got {value!r}.")
+        window = condition.get("window", 1)
+        if not isinstance(window, int) or isinstance(window, bool) or window < 1:
+            raise ValueError(f"{where}: {metric} window must be a positive integer, got {window!r}.")
+
+
+def rule_metrics(rule: Any) -> list[str]:
+    return [c["metric"] for c in _conditions(rule)[1]] if rule else []
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def condition_holds(condition: dict[str, Any], history: list[dict[str, float]]) -> tuple[bool, str]:
+    """(holds, a description with the measured value) for one condition over the stage's logged history."""
+    metric, window = condition["metric"], int(condition.get("window", 1))
+    values = [entry[metric] for entry in history if metric in entry]
+    if "plateau" in condition:
+        if len(values) < 2 * window:
+            return False, f"{metric} plateau: {len(values)} of {2 * window} values"
+        rise = _mean(values[-window:]) - _mean(values[-2 * window:-window])
+        return rise < condition["plateau"], f"{metric} rose {rise:.4g} over {window} logs (plateau {condition['plateau']})"
+    if len(values) < window:
+        return False, f"{metric}: {len(values)} of {window} values"
+    mean = _mean(values[-window:])
+    if "above" in condition:
+        return mean > condition["above"], f"{metric} mean {mean:.4g} over {window} logs > {condition['above']}"
+    return mean < condition["below"], f"{metric} mean {mean:.4g} over {window} logs < {condition['below']}"
+
+
+def rule_holds(rule: Any, history: list[dict[str, float]]) -> tuple[bool, str]:
+    """(holds, why): ``any`` holds when one condition does, ``all`` when every one does."""
+    mode, conditions = _conditions(rule)
+    results = [condition_holds(c, history) for c in conditions]
+    held = [why for ok, why in results if ok]
+    if mode == "any":
+        return bool(held), held[0] if held else ""
+    return len(held) == len(results), " and ".join(held)
