@@ -34,3 +34,15 @@ def recorded_reward(prompts, completions, completion_ids, trainer_state, **kwarg
         os.kill(os.getpid(), signal.SIGTERM)
     plain_accuracy_reward(completions, kwargs["ground_truth"])  # exercise the real verifier too
     return scores
+
+
+def solving_reward(prompts, completions, trainer_state, **kwargs):
+    """Every rollout right for the prompts whose text has an even length, alternating otherwise; records per call
+    (``FASTCURL_TEST_RECORD``) the step and the prompts."""
+    texts = [p[-1]["content"] for p in prompts]
+    path = os.environ.get("FASTCURL_TEST_RECORD")
+    if path:
+        with open(path, "a") as f:
+            f.write(json.dumps({"step": trainer_state.global_step + 1, "prompts": texts}) + "\n")
+    time.sleep(float(os.environ.get("FASTCURL_TEST_REWARD_SLEEP", "0")))
+    return [1.0 if len(text) % 2 == 0 else float(i % 2) for i, text in enumerate(texts)]

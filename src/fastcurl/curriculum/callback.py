@@ -20,7 +20,7 @@ from .plan import StagePlan
 
 # Stage fields added after checkpoints already held a recipe digest: left out of it at their defaults, so those
 # checkpoints still resume.
-_LATER_FIELDS = {"advance_when": None, "min_rollout_steps": 0}
+_LATER_FIELDS = {"advance_when": None, "min_rollout_steps": 0, "drop_solved": False}
 
 
 class CurriculumCallback(TrainerCallback, ExportableState):

@@ -182,6 +182,11 @@ class StageConfig:
     min_rollout_steps: int = field(
         default=0, metadata={"help": "With advance_when: the stage runs at least this many rollout steps."}
     )
+    drop_solved: bool = field(
+        default=False,
+        metadata={"help": "Leave out of this stage's data the prompts that every rollout answered right in the "
+                          "earlier stages (by the first reward function; Skywork-OR1's filtering)."},
+    )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], index: int = 0) -> StageConfig:

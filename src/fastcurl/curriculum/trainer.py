@@ -51,6 +51,7 @@ from .config import STAGE_OVERRIDABLE_FIELDS, FastCuRLConfig, StageConfig, const
 from .config import private_copy
 from .plan import StagePlan, resolve_plan
 from .sampler import StageSampler
+from .solved import SolvedPrompts
 from .stages import STAGE_FIELD_TARGETS, check_peft_reference
 from .transformers_hooks import (
     TrainingValues,
@@ -178,6 +179,9 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
         self.curriculum = self.curriculum_class(plans)
         self.curriculum.allow_recipe_change = bool(getattr(self.args, "resume_with_changed_recipe", False))
         self.add_callback(self.curriculum)
+        self.solved_prompts = SolvedPrompts() if any(p.config.drop_solved for p in plans) else None
+        if self.solved_prompts is not None:
+            self.add_callback(self.solved_prompts)
         for callback in standard_run_callbacks(self.args, push_to_hub=push_stages) if run_callbacks is None \
                 else run_callbacks:
             self.add_callback(callback)
@@ -232,6 +236,16 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
             setattr(self.args, name, value)
             apply(self, value)
         self.train_dataset = self.stage_datasets[index]
+        if self.solved_prompts is not None:
+            self.solved_prompts.stage_index = index
+            if stage.drop_solved:
+                self.train_dataset = self.solved_prompts.drop_from(self.train_dataset, index)
+                if len(self.train_dataset) < stage.prompts_per_rollout_step:
+                    raise ValueError(
+                        f"Stage {index + 1} ('{plan.name}') has {len(self.train_dataset)} prompts left after "
+                        f"drop_solved left out {self.solved_prompts.dropped[index]} solved ones, fewer than its "
+                        f"prompts_per_rollout_step ({stage.prompts_per_rollout_step}). Use more data for it or set "
+                        "drop_solved: false.")
         # Completions buffered for the previous stage's batch shape must not leak into this one, and the
         # micro-step counter decides which slice of a generation batch a step trains on.
         reset_generation_buffer(self, (resumed_updates or 0) * batch.gradient_accumulation_steps)
@@ -287,6 +301,9 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
             self.curriculum.stage_index, self.curriculum.stage_start_steps = 0, []
             return 0, 0
         self.curriculum.restore(saved)
+        solved = self.state.stateful_callbacks.get(SolvedPrompts.__name__)
+        if self.solved_prompts is not None and solved:
+            self.solved_prompts.restore(solved)
         index = self.curriculum.stage_index
         if self.curriculum.stage_over_at_resume(self.state) and index + 1 < len(self.curriculum.plans):
             return index + 1, 0  # the callback, not a rule re-derived here, says the saved stage is over

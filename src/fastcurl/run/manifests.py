@@ -127,6 +127,8 @@ def stage_record(trainer: Any, plan: Any, seconds: float, checkpoint: Path | Non
         "metrics": stage_metrics(trainer.state.log_history, start + 1, trainer.state.global_step),
         "checkpoint": str(checkpoint) if checkpoint is not None else None,
         "ended_by": trainer.curriculum.end_reason(plan.index),
+        "dropped_solved": (trainer.solved_prompts.dropped.get(plan.index)
+                           if getattr(trainer, "solved_prompts", None) is not None else None),
     }
 
 

@@ -1,0 +1,73 @@
+"""Solved-prompt filtering between stages (issue 16, item 3): a `drop_solved` stage leaves out what every rollout
+answered right before it; the manifest counts them; a SIGKILLed and resumed run drops the same prompts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+
+
+def recipe(model_path: str) -> dict:
+    stage = {"dataset": "synthetic", "dataset_kwargs": {"num_problems": 24}, "num_generations": 4,
+             "prompts_per_rollout_step": 4, "segment": "L2", "max_completion_length": 8}
+    return {"model_name_or_path": model_path, "reward_funcs": ["recording_reward:solving_reward"], "use_cpu": True,
+            "report_to": "none", "logging_steps": 1, "save_strategy": "steps", "save_steps": 1,
+            "per_device_train_batch_size": 4, "learning_rate": 1e-3, "lr_scheduler_type": "constant", "seed": 0,
+            "beta": 0.05, "disable_tqdm": True,
+            "stages": [{**stage, "name": "first", "rollout_steps": 4},
+                       {**stage, "name": "second", "rollout_steps": 4, "drop_solved": True}]}
+
+
+def start(tmp_path: Path, model: str, out: Path, record: Path, *extra: str) -> subprocess.Popen:
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe(model)))
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{TESTS}", "FASTCURL_TEST_RECORD": str(record)}
+    return subprocess.Popen([sys.executable, "-m", "fastcurl.cli", "train", "--config", str(path), "--output_dir",
+                             str(out), *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def calls(record: Path) -> dict[int, list[str]]:
+    by_step: dict[int, list[str]] = {}
+    for line in record.read_text().splitlines():
+        entry = json.loads(line)
+        by_step[entry["step"]] = entry["prompts"]  # a step redone after a resume keeps its last call
+    return by_step
+
+
+@pytest.mark.slow
+def test_solved_prompts_leave_the_next_stage_and_a_resume_drops_the_same(tiny_model_path, tmp_path):
+    whole, whole_record = tmp_path / "whole", tmp_path / "whole.jsonl"
+    process = start(tmp_path, tiny_model_path, whole, whole_record)
+    assert process.wait(timeout=300) == 0, process.communicate()[1][-3000:]
+    drawn = calls(whole_record)
+    first = {p for step in (1, 2, 3, 4) for p in drawn[step]}
+    solved = {p for p in first if len(p) % 2 == 0}  # every rollout of these scored 1 in stage 1
+    second = {p for step in (5, 6, 7, 8) for p in drawn[step]}
+    assert solved and second and not (second & solved)
+    manifest = json.loads((whole / "stage_manifest.json").read_text())["stages"]
+    assert manifest[0]["dropped_solved"] is None and manifest[1]["dropped_solved"] == len(solved)
+
+    out, record = tmp_path / "run", tmp_path / "run.jsonl"
+    process = start(tmp_path, tiny_model_path, out, record)
+    deadline = time.monotonic() + 240
+    while process.poll() is None and time.monotonic() < deadline:  # SIGKILL during stage 2's second update
+        if record.exists() and any(json.loads(line)["step"] >= 6 for line in record.read_text().splitlines()):
+            break
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    resumed = start(tmp_path, tiny_model_path, out, record, "--resume")
+    assert resumed.wait(timeout=300) == 0, resumed.communicate()[1][-3000:]
+    assert calls(record) == drawn  # the same prompts at every update, the dropped ones never drawn again
+    assert json.loads((out / "stage_manifest.json").read_text())["stages"][1]["dropped_solved"] == len(solved)
