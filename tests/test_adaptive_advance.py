@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cli_runs import start_train
 
 from fastcurl import CurriculumGRPOTrainer, FastCuRLConfig, StageConfig
 from fastcurl.curriculum.advance import rule_holds
 
 ROOT = Path(__file__).resolve().parents[1]
-TESTS = Path(__file__).resolve().parent
 STAGE = {"dataset": "synthetic", "dataset_kwargs": {"num_problems": 48}, "num_generations": 4,
          "prompts_per_rollout_step": 2}
 CLIPPED = "completions/clipped_ratio"  # ~1.0 with the tiny random model and these caps
@@ -108,12 +108,8 @@ def recipe(model_path: str) -> dict:
                        {**STAGE, "name": "long", "segment": "L3", "max_completion_length": 16, "rollout_steps": 2}]}
 
 
-def start(tmp_path: Path, model_path: str, out: Path, record: Path, *extra: str) -> subprocess.Popen:
-    path = tmp_path / "recipe.yaml"
-    path.write_text(yaml.safe_dump(recipe(model_path)))
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{TESTS}", "FASTCURL_TEST_RECORD": str(record)}
-    return subprocess.Popen([sys.executable, "-m", "fastcurl.cli", "train", "--config", str(path), "--output_dir",
-                             str(out), *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+def start(tmp_path: Path, model: str, out: Path, record: Path, *extra: str) -> subprocess.Popen:
+    return start_train(recipe(model), tmp_path, out, record, *extra)
 
 
 def final_weights(out: Path) -> dict:

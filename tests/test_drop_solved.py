@@ -4,18 +4,13 @@ answered right before it; the manifest counts them; a SIGKILLed and resumed run 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
-TESTS = Path(__file__).resolve().parent
+from cli_runs import start_train
 
 
 def recipe(model_path: str) -> dict:
@@ -30,11 +25,7 @@ def recipe(model_path: str) -> dict:
 
 
 def start(tmp_path: Path, model: str, out: Path, record: Path, *extra: str) -> subprocess.Popen:
-    path = tmp_path / "recipe.yaml"
-    path.write_text(yaml.safe_dump(recipe(model)))
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{TESTS}", "FASTCURL_TEST_RECORD": str(record)}
-    return subprocess.Popen([sys.executable, "-m", "fastcurl.cli", "train", "--config", str(path), "--output_dir",
-                             str(out), *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return start_train(recipe(model), tmp_path, out, record, *extra)
 
 
 def calls(record: Path) -> dict[int, list[str]]:
