@@ -46,3 +46,40 @@ def solving_reward(prompts, completions, trainer_state, **kwargs):
             f.write(json.dumps({"step": trainer_state.global_step + 1, "prompts": texts}) + "\n")
     time.sleep(float(os.environ.get("FASTCURL_TEST_REWARD_SLEEP", "0")))
     return [1.0 if len(text) % 2 == 0 else float(i % 2) for i, text in enumerate(texts)]
+
+
+def _hangs_now(trainer_state) -> bool:
+    if os.environ.get("FASTCURL_TEST_HANG_AT") != str(trainer_state.global_step + 1):
+        return False
+    path = os.environ.get("FASTCURL_TEST_RECORD")
+    if path:
+        with open(path + ".hanging", "w") as f:
+            f.write(str(trainer_state.global_step + 1))
+    return True
+
+
+def alarm_hang_reward(completion_ids, trainer_state, **kwargs):
+    """What math-verify's timeout decorator does around each check (signal.alarm), then a hang."""
+    previous = signal.signal(signal.SIGALRM, lambda *args: None)
+    signal.alarm(5)
+    signal.alarm(0)  # cancels the process's one alarm timer, the reward deadline's too
+    signal.signal(signal.SIGALRM, previous)
+    if _hangs_now(trainer_state):
+        time.sleep(100_000)
+    return [float(len(ids) % 2) for ids in completion_ids]
+
+
+def c_hang_reward(completion_ids, trainer_state, **kwargs):
+    """A hang inside C code that never returns to the interpreter (a verifier expanding 10^(10^10), say)."""
+    if _hangs_now(trainer_state):
+        sum(range(10**15))
+    return [float(len(ids) % 2) for ids in completion_ids]
+
+
+async def async_hang_reward(completion_ids, trainer_state, **kwargs):
+    """An async reward (TRL runs them on its event loop) waiting on a server that never answers."""
+    import asyncio
+
+    if _hangs_now(trainer_state):
+        await asyncio.sleep(100_000)
+    return [float(len(ids) % 2) for ids in completion_ids]

@@ -275,12 +275,9 @@ def test_one_run_per_output_dir(tiny_model_path, tmp_path):
     manifest = json.loads((out / "stage_manifest.json").read_text())["stages"]
     assert [(s["first_global_step"], s["last_global_step"]) for s in manifest] == [(1, 2), (3, 5)]
     assert not (out / ".fastcurl.lock").exists()
-    # A lock left by a process that died (SIGKILL leaves it behind) is taken over.
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    import socket
-
-    (out / ".fastcurl.lock").write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname(), "started": "x"}))
+    # A lock file left by a run that died (SIGKILL leaves it behind) is taken over, whatever it names: a live pid
+    # of another process (pids are reused) on another host (a requeued job runs on another node).
+    (out / ".fastcurl.lock").write_text(json.dumps({"pid": 1, "host": "node-that-died", "started": "x"}))
     again = subprocess.run([*command, "--resume"], capture_output=True, text=True, env=environment, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
 
@@ -466,3 +463,69 @@ def test_fastcurl_launch_gives_one_process_the_grace_period_and_exits_0(tiny_mod
     assert process.returncode == 0 and time.monotonic() - sent < 30, stderr[-3000:]
     assert "stopped by SIGTERM at update 3" in stdout
     assert find_last_checkpoint(out).name == "checkpoint-3"
+
+
+def _take_lock(directory: str, start, results) -> None:
+    from fastcurl.run.lock import OutputDirInUse, acquire
+
+    start.wait()
+    try:
+        acquire(directory)
+        results.put(1)
+        __import__("time").sleep(0.3)  # hold it while the other tries
+    except OutputDirInUse:
+        results.put(0)
+
+
+def test_two_runs_taking_over_one_stale_lock_at_once_never_both_get_it(tmp_path):
+    """The review's race: two processes released together on a lock file of a dead run (12 trials)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    for trial in range(12):
+        directory = tmp_path / str(trial)
+        directory.mkdir()
+        (directory / ".fastcurl.lock").write_text(json.dumps({"pid": 999999, "host": "gone", "started": "x"}))
+        start, results = context.Event(), context.Queue()
+        takers = [context.Process(target=_take_lock, args=(str(directory), start, results)) for _ in range(2)]
+        for taker in takers:
+            taker.start()
+        start.set()
+        for taker in takers:
+            taker.join(timeout=60)
+        assert results.get(timeout=10) + results.get(timeout=10) == 1, f"trial {trial}"
+
+
+@pytest.mark.parametrize(("reward", "signalled"), [("async_hang_reward", False), ("async_hang_reward", True),
+                                                   ("alarm_hang_reward", False), ("c_hang_reward", False)])
+def test_rewards_that_sigalrm_cannot_stop_still_end_the_run(tiny_model_path, tmp_path, reward, signalled):
+    """The review's hangs: an async reward (its event loop cancels it: the named error, or after SIGTERM the last
+    update saved and exit 0), one that resets the alarm timer and one stuck in C code (the interpreter's watchdog:
+    tracebacks and exit 1, reward_timeout + 12 s later). The last complete checkpoint stays the resume point."""
+    import time
+
+    out, record = tmp_path / "run", tmp_path / "record.jsonl"
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump({**recipe(tiny_model_path), "reward_funcs": [f"recording_reward:{reward}"]}))
+    environment = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{TESTS}", "FASTCURL_TEST_RECORD": str(record),
+                   "FASTCURL_TEST_HANG_AT": "3"}
+    process = subprocess.Popen([sys.executable, "-m", "fastcurl.cli", "train", "--config", str(path), "--output_dir",
+                                str(out), "--reward_timeout", "60" if signalled else "5"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=environment)
+    wait_for(Path(str(record) + ".hanging"), process)
+    started = time.monotonic()
+    if signalled:
+        process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=120)
+    took = time.monotonic() - started
+    if signalled:
+        assert process.returncode == 0 and took < 30, stderr[-3000:]
+        assert "stopped by SIGTERM at update 2" in stdout
+    elif reward == "async_hang_reward":
+        assert process.returncode != 0 and took < 30
+        assert f"Reward function '{reward}' did not return within 5 s (reward_timeout) in stage 2 'long', update 3" \
+            in stderr, stderr[-3000:]
+    else:
+        assert process.returncode == 1 and took < 5 + 12 + 15, stderr[-3000:]
+        assert "Timeout" in stderr and reward in stderr  # faulthandler's dump names the reward's frame
+    assert find_last_checkpoint(out).name == "checkpoint-2"

@@ -112,3 +112,20 @@ def test_adaptive_recipe_is_the_preview_with_rules():
     assert all(0 < s.min_rollout_steps < s.rollout_steps for s in config.stages[:3])
     assert (config.learning_rate, config.beta, config.temperature) == (preview.learning_rate, preview.beta,
                                                                        preview.temperature)
+
+
+def test_the_cpu_ddp_launcher_config_starts_two_ranks(tmp_path):
+    """configs/accelerate/cpu_ddp.yaml as its comment says to use it: two ranks, not one."""
+    import os
+    import subprocess
+    import sys
+
+    probe = tmp_path / "probe.py"
+    probe.write_text('import os\nprint("rank", os.environ.get("RANK"), "of", os.environ.get("WORLD_SIZE"))\n')
+    shown = subprocess.run([sys.executable, "-m", "fastcurl.cli", "launch", "--config_file",
+                            str(ROOT / "configs" / "accelerate" / "cpu_ddp.yaml"), "--main_process_port", "29613",
+                            str(probe)], capture_output=True, text=True, timeout=180,
+                           env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert sorted(line for line in shown.stdout.splitlines() if line.startswith("rank")) == ["rank 0 of 2",
+                                                                                          "rank 1 of 2"]

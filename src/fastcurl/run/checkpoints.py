@@ -86,6 +86,8 @@ def checkpoint_problem(path: str | Path) -> str | None:
     try:
         listed = json.loads((path / COMPLETE_MARKER).read_text())["files"]
     except (OSError, ValueError, KeyError):
+        if (path / COMPLETE_MARKER).exists():
+            return f"its {COMPLETE_MARKER} is unreadable (cut or damaged)"
         if (path / WRITING).exists():
             return f"no {COMPLETE_MARKER}: its writing did not finish"
         return _unmarked_problem(path)

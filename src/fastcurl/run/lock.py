@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -21,59 +22,68 @@ class OutputDirInUse(RuntimeError):
     """Another live run holds the ``output_dir``."""
 
 
-def _alive(pid: int) -> bool:
+def _holder(fd: int) -> dict[str, Any]:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        return json.loads(os.pread(fd, 4096, 0) or b"{}")
+    except (OSError, ValueError):
+        return {}
 
 
-def acquire(output_dir: str | Path) -> Path:
-    """Take ``output_dir``'s lock (pid, host, start time), or raise naming the run that holds it.
+def acquire(output_dir: str | Path) -> tuple[Path, int]:
+    """Take ``output_dir``'s lock, or raise naming the run that holds it; the lock file and its open descriptor.
 
-    A lock left by a dead process on this host is taken over; one from another host is refused (its process
-    cannot be checked from here), with the file to delete named.
+    The lock is the kernel's (``flock``), so it ends with its process however that dies: a SIGKILLed run's file
+    is simply taken over, whatever pid or host it names (pids are reused; a requeued job runs on another node).
+    The file's content (pid, host, start time) only names the holder in the message. ``flock`` works on local
+    disks and NFS (Linux maps it to POSIX locks there).
     """
     path = Path(output_dir) / LOCK_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
     mine = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    for _ in range(2):
+    for _ in range(10):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                holder = json.loads(path.read_text())
-            except (OSError, ValueError):
-                holder = {}
-            pid, host = holder.get("pid"), holder.get("host")
-            if host == mine["host"] and isinstance(pid, int) and not _alive(pid):
-                logger.warning(f"Taking over {path}: its run (pid {pid}) is no longer alive.")
-                path.unlink(missing_ok=True)
-                continue
-            raise OutputDirInUse(
-                f"{output_dir} is in use by another run (pid {pid} on {host}, started {holder.get('started')}). "
-                f"Use another output_dir, stop that run, or delete {path} if it is gone."
-            ) from None
-        with os.fdopen(fd, "w") as handle:
-            json.dump(mine, handle)
-        return path
-    raise RuntimeError(f"Could not take the lock {path}.")
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = _holder(fd)
+            os.close(fd)
+            who = (f"pid {holder['pid']} on {holder.get('host')}, started {holder.get('started')}" if "pid" in holder
+                   else "it is just starting")
+            raise OutputDirInUse(f"{output_dir} is in use by another run ({who}). Use another output_dir or stop "
+                                 "that run.") from None
+        try:  # a holder that was releasing may have removed the file we opened: lock the one at the path
+            current = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            current = False
+        if not current:
+            os.close(fd)
+            continue
+        previous = _holder(fd)
+        if previous.get("pid") is not None:
+            logger.warning(f"Taking over {path}: the run that wrote it (pid {previous['pid']} on "
+                           f"{previous.get('host')}) no longer holds it.")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(mine).encode(), 0)
+        return path, fd
+    raise RuntimeError(f"Could not take the lock {path}: it kept being replaced.")
+
+
+def release(path: Path, fd: int) -> None:
+    path.unlink(missing_ok=True)  # removed while still held, then the kernel lock ends with the descriptor
+    os.close(fd)
 
 
 class OutputDirLock(TrainerCallback):
     """Holds ``output_dir``'s lock for the duration of ``train()`` (the main process takes it; every rank obeys)."""
 
     def __init__(self) -> None:
-        self.path: Path | None = None
+        self.held: tuple[Path, int] | None = None
 
     def on_run_begin(self, trainer: Any) -> None:
         refused = None
         if trainer.args.should_save:
             try:
-                self.path = acquire(trainer.args.output_dir)
+                self.held = acquire(trainer.args.output_dir)
             except OutputDirInUse as error:
                 refused = str(error)
         if trainer.accelerator.num_processes > 1:
@@ -84,6 +94,6 @@ class OutputDirLock(TrainerCallback):
             raise OutputDirInUse(refused)
 
     def on_run_exit(self, trainer: Any) -> None:
-        if self.path is not None:
-            self.path.unlink(missing_ok=True)
-            self.path = None
+        if self.held is not None:
+            release(*self.held)
+            self.held = None

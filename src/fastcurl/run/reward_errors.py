@@ -10,15 +10,24 @@ is a bug, not an odd completion.
 Deadline: a call that does not return within ``reward_timeout`` seconds ends the run with an error naming the
 function and the stage (a hung reward would otherwise hang the run past every scheduler's grace period). A
 SIGTERM that arrives during a reward call interrupts it (``RewardInterrupted``), so the run can still save.
+A plain function is timed by SIGALRM, an ``async def`` one by its event loop. What neither can reach (a call
+stuck inside C code, which never returns to Python, or a reward that resets the process's one alarm timer, as
+``signal.alarm`` does) is ended by a watchdog thread of the interpreter (``faulthandler``):
+``HARD_STOP_MARGIN_S`` after the deadline or after SIGTERM's grace, the process prints every thread's traceback
+(the reward function's frame among them) and exits 1; the newest complete checkpoint stays the resume point.
 """
 
 from __future__ import annotations
 
+import asyncio
+import faulthandler
 import functools
 import inspect
 import logging
 import signal
+import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -41,7 +50,11 @@ class RewardInterrupted(Exception):
 
 
 _calls_in_progress = 0  # reward calls running in the main thread, where signal handlers run
+_async_calls_in_progress = 0  # async reward calls, on TRL's event loop thread
 _interrupt_requested = False
+_sigterm_at: float | None = None
+# The hard watchdog (faulthandler) ends the process this long after a deadline that Python could not enforce.
+HARD_STOP_MARGIN_S = 12.0
 # After a SIGTERM, how long a running reward call may still take before it is interrupted: a call that returns in
 # time lets the update finish (and be saved); one that hangs is cut, well inside torchrun's 30 s grace.
 SIGTERM_GRACE_S = 10.0
@@ -49,13 +62,66 @@ SIGTERM_GRACE_S = 10.0
 
 def interrupt_reward_call_after_grace() -> bool:
     """Called by the SIGTERM handler: a running reward call gets ``SIGTERM_GRACE_S`` more seconds at most."""
-    global _interrupt_requested
-    if _calls_in_progress == 0:
+    global _interrupt_requested, _sigterm_at
+    if _calls_in_progress == 0 and _async_calls_in_progress == 0:
         return False
-    _interrupt_requested = True
-    remaining = signal.getitimer(signal.ITIMER_REAL)[0]
-    signal.setitimer(signal.ITIMER_REAL, min(remaining, SIGTERM_GRACE_S) if remaining > 0 else SIGTERM_GRACE_S)
+    _interrupt_requested, _sigterm_at = True, time.monotonic()
+    if _calls_in_progress:
+        remaining = signal.getitimer(signal.ITIMER_REAL)[0]
+        signal.setitimer(signal.ITIMER_REAL, min(remaining, SIGTERM_GRACE_S) if remaining > 0 else SIGTERM_GRACE_S)
+    _arm_hard_stop(SIGTERM_GRACE_S)
     return True
+
+
+def _arm_hard_stop(seconds: float) -> None:
+    """The interpreter's own watchdog thread: traceback and exit 1 after ``seconds`` plus the margin, unless
+    cancelled when the reward call ends. It runs even while the main thread is stuck in C code."""
+    try:
+        faulthandler.dump_traceback_later(seconds + HARD_STOP_MARGIN_S, repeat=False, file=sys.__stderr__, exit=True)
+    except (AttributeError, ValueError, OSError):  # no real stderr (some notebook front ends): no watchdog
+        pass
+
+
+def _cancel_hard_stop() -> None:
+    faulthandler.cancel_dump_traceback_later()
+
+
+def _timeout_message(name: str, seconds: float, where: str) -> str:
+    return (f"Reward function '{name}' did not return within {seconds:g} s (reward_timeout) in {where}. Fix what it "
+            "waits for (a server, a lock, a subprocess), or raise reward_timeout if it is only slow.")
+
+
+def with_async_deadline(func: Callable[..., Any], seconds: float, where: Callable[[], str]) -> Callable[..., Any]:
+    """An ``async def`` reward ended with :class:`RewardTimeoutError` after ``seconds``, or :class:`RewardInterrupted`
+    ``SIGTERM_GRACE_S`` after a SIGTERM (cancelled on its event loop)."""
+    name = getattr(func, "__name__", type(func).__name__)
+
+    @functools.wraps(func)
+    async def wrapped(*args: Any, **kwargs: Any) -> list:
+        global _async_calls_in_progress
+        task = asyncio.ensure_future(func(*args, **kwargs))
+        started = time.monotonic()
+        _async_calls_in_progress += 1
+        _arm_hard_stop(seconds)
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=0.2)
+                if done:
+                    return task.result()
+                now = time.monotonic()
+                if _interrupt_requested and _sigterm_at is not None and now - _sigterm_at >= SIGTERM_GRACE_S:
+                    task.cancel()
+                    raise RewardInterrupted(f"SIGTERM, and reward function '{name}' did not return within "
+                                            f"{SIGTERM_GRACE_S:g} s")
+                if now - started >= seconds:
+                    task.cancel()
+                    raise RewardTimeoutError(_timeout_message(name, seconds, where()))
+        finally:
+            _async_calls_in_progress -= 1
+            _cancel_hard_stop()
+
+    wrapped.fastcurl_deadline = True  # type: ignore[attr-defined]
+    return wrapped
 
 
 def _fatal(error: BaseException) -> bool:
@@ -143,18 +209,17 @@ def with_deadline(func: Callable[..., list], seconds: float, where: Callable[[],
             if _interrupt_requested:
                 raise RewardInterrupted(f"SIGTERM, and reward function '{name}' did not return within "
                                         f"{SIGTERM_GRACE_S:g} s")
-            raise RewardTimeoutError(
-                f"Reward function '{name}' did not return within {seconds:g} s (reward_timeout) in {where()}. "
-                "Fix what it waits for (a server, a lock, a subprocess), or raise reward_timeout if it is only slow."
-            )
+            raise RewardTimeoutError(_timeout_message(name, seconds, where()))
 
         previous = signal.signal(signal.SIGALRM, expire)
         signal.setitimer(signal.ITIMER_REAL, seconds)
+        _arm_hard_stop(seconds)
         _calls_in_progress += 1
         try:
             return func(*args, **kwargs)
         finally:
             _calls_in_progress -= 1
+            _cancel_hard_stop()
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
 
@@ -169,15 +234,19 @@ class RewardDeadline(TrainerCallback):
         self.seconds = seconds
 
     def on_run_begin(self, trainer: Any) -> None:
-        global _interrupt_requested
-        _interrupt_requested = False
+        global _interrupt_requested, _sigterm_at
+        _interrupt_requested, _sigterm_at = False, None
 
         def where() -> str:
             plan = trainer.curriculum.current if trainer.curriculum_active else None
             stage = f"stage {plan.index + 1} '{plan.name}'" if plan else "training"
             return f"{stage}, update {trainer.state.global_step + 1}"
 
-        trainer.reward_funcs = [
-            with_deadline(f, self.seconds, where) if _plain(f) and not getattr(f, "fastcurl_deadline", False) else f
-            for f in trainer.reward_funcs
-        ]
+        def timed(f: Any) -> Any:
+            if getattr(f, "fastcurl_deadline", False):
+                return f
+            if inspect.iscoroutinefunction(f):
+                return with_async_deadline(f, self.seconds, where)
+            return with_deadline(f, self.seconds, where) if _plain(f) else f
+
+        trainer.reward_funcs = [timed(f) for f in trainer.reward_funcs]
