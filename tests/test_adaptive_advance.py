@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
-from cli_runs import start_train
+from cli_runs import kill_during_update, start_train
 
 from fastcurl import CurriculumGRPOTrainer, FastCuRLConfig, StageConfig
 from fastcurl.curriculum.advance import rule_holds
@@ -128,15 +126,7 @@ def test_a_killed_adaptive_run_advances_at_the_same_update_after_resume(tiny_mod
     whole = start(tmp_path, tiny_model_path, tmp_path / "whole", tmp_path / "whole.jsonl")
     assert whole.wait(timeout=300) == 0, whole.communicate()[1][-3000:]
     out, record = tmp_path / "run", tmp_path / "run.jsonl"
-    process = start(tmp_path, tiny_model_path, out, record)
-    deadline = time.monotonic() + 240
-    while process.poll() is None and time.monotonic() < deadline:
-        steps = [json.loads(line)["step"] for line in (record.read_text().splitlines() if record.exists() else [])]
-        if steps and steps[-1] >= killed_in_update:
-            break
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=60)
+    kill_during_update(start(tmp_path, tiny_model_path, out, record), record, killed_in_update)
     resumed = start(tmp_path, tiny_model_path, out, record, "--resume")
     assert resumed.wait(timeout=300) == 0, resumed.communicate()[1][-3000:]
     expected = json.loads((tmp_path / "whole" / "stage_manifest.json").read_text())["stages"]

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from cli_runs import start_train
 from transformers import AutoModelForCausalLM
 
 from fastcurl import CurriculumGRPOTrainer, FastCuRLConfig, StageConfig
@@ -46,12 +47,7 @@ def cli(tmp_path: Path, model_path: str, out: Path, record: Path, *extra: str, e
 
 def start_cli(tmp_path: Path, model_path: str, out: Path, record: Path, **env: str) -> subprocess.Popen:
     """The crash recipe's `fastcurl train` in the background (its output piped), for faults sent while it runs."""
-    path = tmp_path / "recipe.yaml"
-    path.write_text(yaml.safe_dump(recipe(model_path)))
-    environment = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{TESTS}", "FASTCURL_TEST_RECORD": str(record),
-                   **env}
-    return subprocess.Popen([sys.executable, "-m", "fastcurl.cli", "train", "--config", str(path), "--output_dir",
-                             str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
+    return start_train(recipe(model_path), tmp_path, out, record, **env)
 
 
 def wait_for(path: Path, process: subprocess.Popen, timeout: float = 300) -> None:
@@ -505,13 +501,8 @@ def test_rewards_that_sigalrm_cannot_stop_still_end_the_run(tiny_model_path, tmp
     import time
 
     out, record = tmp_path / "run", tmp_path / "record.jsonl"
-    path = tmp_path / "recipe.yaml"
-    path.write_text(yaml.safe_dump({**recipe(tiny_model_path), "reward_funcs": [f"recording_reward:{reward}"]}))
-    environment = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{TESTS}", "FASTCURL_TEST_RECORD": str(record),
-                   "FASTCURL_TEST_HANG_AT": "3"}
-    process = subprocess.Popen([sys.executable, "-m", "fastcurl.cli", "train", "--config", str(path), "--output_dir",
-                                str(out), "--reward_timeout", "60" if signalled else "5"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=environment)
+    process = start_train({**recipe(tiny_model_path), "reward_funcs": [f"recording_reward:{reward}"]}, tmp_path, out,
+                          record, "--reward_timeout", "60" if signalled else "5", FASTCURL_TEST_HANG_AT="3")
     wait_for(Path(str(record) + ".hanging"), process)
     started = time.monotonic()
     if signalled:

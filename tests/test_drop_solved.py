@@ -4,13 +4,11 @@ answered right before it; the manifest counts them; a SIGKILLed and resumed run 
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
-from cli_runs import start_train
+from cli_runs import kill_during_update, start_train
 
 
 def recipe(model_path: str) -> dict:
@@ -50,14 +48,7 @@ def test_solved_prompts_leave_the_next_stage_and_a_resume_drops_the_same(tiny_mo
     assert manifest[0]["dropped_solved"] is None and manifest[1]["dropped_solved"] == len(solved)
 
     out, record = tmp_path / "run", tmp_path / "run.jsonl"
-    process = start(tmp_path, tiny_model_path, out, record)
-    deadline = time.monotonic() + 240
-    while process.poll() is None and time.monotonic() < deadline:  # SIGKILL during stage 2's second update
-        if record.exists() and any(json.loads(line)["step"] >= 6 for line in record.read_text().splitlines()):
-            break
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=60)
+    kill_during_update(start(tmp_path, tiny_model_path, out, record), record, 6)  # stage 2's second update
     resumed = start(tmp_path, tiny_model_path, out, record, "--resume")
     assert resumed.wait(timeout=300) == 0, resumed.communicate()[1][-3000:]
     assert calls(record) == drawn  # the same prompts at every update, the dropped ones never drawn again

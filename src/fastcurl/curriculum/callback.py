@@ -126,11 +126,12 @@ class CurriculumCallback(TrainerCallback, ExportableState):
             self.end_reasons[self.current.index] = f"rollout_steps maximum ({self.current.config.rollout_steps})"
         return over
 
-    def stage_over_at_resume(self, state: TrainerState) -> bool:
-        """On resume: the decision taken at the checkpoint's update, when it was saved; else asked again."""
+    def decided_stage_over(self, state: TrainerState) -> bool:
+        """The decision taken at this update's end (it is saved in checkpoints, so a resume reads it rather than
+        re-deciding from a log the uninterrupted run had not seen yet); asked again when none was taken here."""
         decision = self.decision
         if decision is not None and (decision["step"], decision.get("stage")) == (state.global_step, self.stage_index):
-            return bool(self.decision["over"])
+            return bool(decision["over"])
         return self.stage_over(state)
 
     def end_reason(self, index: int) -> str | None:

@@ -26,7 +26,9 @@ def prompt_key(prompt: Any) -> str:
 class SolvedPrompts(TrainerCallback, ExportableState):
     """Counts, per prompt, its rollouts and the right ones; ``solved()`` is every prompt with all of them right."""
 
-    def __init__(self) -> None:
+    def __init__(self, last_filtered_stage: int) -> None:
+        # What the stages from this one on solve is never read: they are not counted (no gathering every update).
+        self.last_filtered_stage = last_filtered_stage
         # stage index -> prompt -> [right, rollouts], over all ranks: a stage drops what the earlier ones solved,
         # whatever it sees itself, so a resume inside it drops the same prompts
         self.counts: dict[int, dict[str, list[int]]] = {}
@@ -34,7 +36,13 @@ class SolvedPrompts(TrainerCallback, ExportableState):
         self._pending: dict[str, list[int]] = {}  # this rank's, since the last update's end
         self.dropped: dict[int, int] = {}  # stage index -> prompts left out of it
 
+    @property
+    def counting(self) -> bool:
+        return self.stage_index < self.last_filtered_stage
+
     def observe(self, prompts: list[Any], scores: list[float | None]) -> None:
+        if not self.counting:
+            return
         for prompt, score in zip(prompts, scores, strict=True):
             entry = self._pending.setdefault(prompt_key(prompt), [0, 0])
             entry[0] += int(score is not None and score >= 1.0)
@@ -60,6 +68,8 @@ class SolvedPrompts(TrainerCallback, ExportableState):
     def on_step_end(self, args, state, control, **kwargs):
         import torch.distributed as dist
 
+        if not self.counting:  # the same on every rank: all of them skip the gather
+            return control
         pending, self._pending = self._pending, {}
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             gathered: list[Any] = [None] * dist.get_world_size()

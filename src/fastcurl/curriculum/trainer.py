@@ -179,7 +179,8 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
         self.curriculum = self.curriculum_class(plans)
         self.curriculum.allow_recipe_change = bool(getattr(self.args, "resume_with_changed_recipe", False))
         self.add_callback(self.curriculum)
-        self.solved_prompts = SolvedPrompts() if any(p.config.drop_solved for p in plans) else None
+        filtered = [p.index for p in plans if p.config.drop_solved]
+        self.solved_prompts = SolvedPrompts(last_filtered_stage=max(filtered)) if filtered else None
         if self.solved_prompts is not None:
             self.add_callback(self.solved_prompts)
         for callback in standard_run_callbacks(self.args, push_to_hub=push_stages) if run_callbacks is None \
@@ -305,7 +306,7 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
         if self.solved_prompts is not None and solved:
             self.solved_prompts.restore(solved)
         index = self.curriculum.stage_index
-        if self.curriculum.stage_over_at_resume(self.state) and index + 1 < len(self.curriculum.plans):
+        if self.curriculum.decided_stage_over(self.state) and index + 1 < len(self.curriculum.plans):
             return index + 1, 0  # the callback, not a rule re-derived here, says the saved stage is over
         return index, self.curriculum.updates_done(self.state) * self.curriculum.plans[index].batch.gradient_accumulation_steps
 
@@ -322,12 +323,12 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
         logger.info(f"Stage {index + 1}/{len(self.curriculum.plans)} '{plan.name}': at most {plan.config.rollout_steps} "
                     f"rollout steps ({plan.batch.optimizer_updates} updates), max_completion_length="
                     f"{plan.config.max_completion_length}, {len(self.train_dataset)} prompts")
-        ended_before = resumed_updates is not None and self.curriculum.stage_over_at_resume(self.state)  # a finished run
+        ended_before = resumed_updates is not None and self.curriculum.decided_stage_over(self.state)  # a finished run
         run_pass(self.get_train_dataloader(), plan.batch.optimizer_updates * plan.batch.gradient_accumulation_steps,
                  plan.batch.optimizer_updates)
         if ended_before:
             stage_checkpoints.complete_interrupted_stage_end(self, index)  # only what is missing of its end
-        elif self.curriculum.stage_over_at_resume(self.state):  # not when SIGTERM or max_steps stopped it
+        elif self.curriculum.decided_stage_over(self.state):  # not when SIGTERM or max_steps stopped it
             self._finish_stage(plan, time.monotonic() - started)
 
     def stage_sampler(self, sampler: Sampler) -> Sampler:
