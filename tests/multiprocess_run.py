@@ -4,9 +4,11 @@ Writes ``<out>/rank-<r>.jsonl``: per update, the rank, global step, stage, compl
 scored and checksums of the policy and the reference at each stage start.
 
     accelerate launch --cpu --num_processes 2 tests/multiprocess_run.py MODEL OUT [--mismatch] [--save]
-        [--resume] [--slow] [--adaptive]
+        [--resume] [--slow] [--adaptive] [--dynamic]
 
-``--adaptive`` gives stage 1 an ``advance_when`` rule (up to 4 rollout steps, ends after 2); ``--save`` writes a checkpoint at every update, ``--resume`` continues from the newest complete one, ``--slow``
+``--adaptive`` gives stage 1 an ``advance_when`` rule (up to 4 rollout steps, ends after 2); ``--dynamic`` gives
+stage 1 dynamic sampling (up to 3 rounds) with rewards flat for three prompts in four, and records each rank's
+trained groups; ``--save`` writes a checkpoint at every update, ``--resume`` continues from the newest complete one, ``--slow``
 makes every reward call take a second (so a test can signal a rank mid-run); each reward record has the pid.
 """
 
@@ -44,7 +46,22 @@ def main() -> None:
                                 "cap": trainer.max_completion_length,
                                 "prompts": [p[-1]["content"] for p in prompts],
                                 "lengths": [len(c[0]["content"]) for c in completions]}) + "\n")
+        if "--dynamic" in sys.argv:
+            return [1.0 if len(p[-1]["content"]) % 4 else float(i % 2) for i, p in enumerate(prompts)]
         return [float(i % 2) for i in range(len(completions))]
+
+    class RecordingTrainer(CurriculumGRPOTrainer):
+        def _generate_and_score_completions(self, inputs):
+            batch = super()._generate_and_score_completions(inputs)
+            groups = batch["prompt_ids"].view(-1, 4, batch["prompt_ids"].size(1))
+            advantages = batch["advantages"].view(-1, 4)
+            with records.open("a") as f:
+                f.write(json.dumps({"kind": "batch", "rank": rank, "step": self.state.global_step + 1,
+                                    "stage": self.curriculum.stage_index,
+                                    "whole": bool((groups == groups[:, :1]).all()),
+                                    "spread": ((advantages.amax(1) - advantages.amin(1)) > 1e-6).tolist(),
+                                    "rounds": self._metrics["train"]["dynamic_sampling/rounds"][-1:]}) + "\n")
+            return batch
 
     class StageStart(TrainerCallback):
         def on_step_begin(self, args, state, control, **kwargs):
@@ -62,7 +79,8 @@ def main() -> None:
     stage = {"dataset": "synthetic", "dataset_kwargs": {"num_problems": num_problems}, "num_generations": 4}
     stages = [
         StageConfig(name="short", segment="L1", max_completion_length=8, prompts_per_rollout_step=4,
-                    rollout_steps=2, **stage) if "--adaptive" not in sys.argv else
+                    rollout_steps=2, dynamic_sampling="--dynamic" in sys.argv, **stage)
+        if "--adaptive" not in sys.argv else
         # up to 4 rollout steps; ends after 2, once one logged clipped ratio (~1 with these caps) is above 0.5
         StageConfig(name="short", segment="L1", max_completion_length=8, prompts_per_rollout_step=4,
                     rollout_steps=4, min_rollout_steps=1,
@@ -75,7 +93,7 @@ def main() -> None:
                           save_strategy="steps" if "--save" in sys.argv else "no", save_steps=1,
                           per_device_train_batch_size=4, learning_rate=1e-3,
                           lr_scheduler_type="constant", seed=0, beta=0.05, stages=stages, disable_tqdm=True)
-    trainer = CurriculumGRPOTrainer(model=model_path, reward_funcs=recorded, args=args, callbacks=[StageStart()])
+    trainer = RecordingTrainer(model=model_path, reward_funcs=recorded, args=args, callbacks=[StageStart()])
     trainer.train(resume_from_checkpoint=True if "--resume" in sys.argv else None)
     with records.open("a") as f:
         f.write(json.dumps({"kind": "done", "rank": rank, "step": trainer.state.global_step,

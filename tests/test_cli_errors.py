@@ -83,3 +83,32 @@ def test_launch_names_a_bad_grace_and_a_missing_script():
     assert bad.returncode == 2 and "--grace needs a number of seconds" in bad.stderr
     missing = subprocess.run([sys.executable, "-m", "fastcurl.cli", "launch"], capture_output=True, text=True)
     assert missing.returncode == 2 and "fastcurl launch: error" in missing.stderr and "training_script" in missing.stderr
+
+
+def test_a_typo_in_a_top_level_field_for_train_and_plan(tmp_path):
+    path = Path(recipe(tmp_path))
+    data = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump({**data, "learnin_rate": 1e-5}))
+    assert_one_line_error(fastcurl("train", "--config", str(path)), "unknown top-level field 'learnin_rate'",
+                          "did you mean 'learning_rate'")
+    planned = fastcurl("plan", str(path))
+    assert planned.returncode == 2 and "Traceback" not in planned.stderr
+    assert planned.stderr.startswith("fastcurl plan: error: ") and "did you mean 'learning_rate'" in planned.stderr
+
+
+def test_plan_reads_the_top_level_fields_without_importing_trl(tmp_path):
+    """The field names come from the config classes' source files; they must equal the imported dataclasses'."""
+    import dataclasses
+
+    from fastcurl.cli import RunArguments
+    from fastcurl.curriculum.config import FastCuRLConfig
+    from fastcurl.curriculum.recipe_keys import PARSER_KEYS, recipe_field_names
+
+    imported = {f.name for cls in (FastCuRLConfig, RunArguments) for f in dataclasses.fields(cls)
+                if not f.name.startswith("_")}
+    assert recipe_field_names() == frozenset(imported | PARSER_KEYS)
+    probe = ("import sys; from fastcurl.curriculum.recipe_keys import recipe_field_names; "
+             "assert 'learning_rate' in recipe_field_names(); print(sorted(m for m in ('trl', 'transformers', 'torch') "
+             "if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=ENV, timeout=120)
+    assert loaded.returncode == 0 and loaded.stdout.strip() == "[]", loaded.stderr[-2000:]

@@ -96,3 +96,30 @@ def test_yaml_style_overrides_at_top_level(tmp_path):
 def test_validation_errors(tmp_path, stages, kwargs, message):
     with pytest.raises(ValueError, match=message):
         config(tmp_path, stages, **kwargs)
+
+
+def test_a_stage_is_frozen_all_the_way_down():
+    import copy
+    import dataclasses
+    import json
+    import pickle
+
+    stage = StageConfig.from_dict({"rollout_steps": 2, "dataset": "synthetic", "dataset_kwargs": {"num_problems": 8},
+                                   "beta": 0.01, "advance_when": {"any": [{"metric": "reward", "above": 0.5}]}})
+    for change in (lambda: stage.overrides.update(beta=0.0), lambda: stage.dataset_kwargs.pop("num_problems"),
+                   lambda: stage.advance_when["any"].append({"metric": "reward", "below": 0.1}),
+                   lambda: stage.advance_when["any"][0].__setitem__("above", 0.9)):
+        with pytest.raises(TypeError, match="dataclasses.replace"):
+            change()
+    assert stage.overrides == {"beta": 0.01} and stage.advance_when["any"][0]["above"] == 0.5
+    for copied in (copy.deepcopy(stage), pickle.loads(pickle.dumps(stage))):
+        assert copied == stage
+        with pytest.raises(TypeError):
+            copied.overrides["beta"] = 1.0
+    plain = stage.to_dict()  # plain values: a caller may edit them, and they serialise as before
+    plain["overrides"]["beta"] = 0.5
+    plain["advance_when"]["any"].append({})
+    assert type(plain["overrides"]) is dict and type(plain["advance_when"]["any"]) is list
+    assert json.loads(json.dumps(stage.to_dict())) == stage.to_dict()
+    changed = dataclasses.replace(stage, overrides={**stage.overrides, "beta": 0.0})
+    assert changed.overrides == {"beta": 0.0} and stage.overrides == {"beta": 0.01}

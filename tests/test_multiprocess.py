@@ -218,3 +218,30 @@ def test_two_ranks_take_the_same_adaptive_advance(tiny_model_path, tmp_path):
     assert [r["step"] for r in records if r["kind"] == "done"] == [4, 4]
     manifest = json.loads((out / "stage_manifest.json").read_text())["stages"]
     assert manifest[0]["ended_by"].startswith("advance_when after 2 updates")
+
+
+@pytest.mark.slow
+def test_two_ranks_sample_dynamically_with_whole_groups_and_equal_counts(tiny_model_path, tmp_path):
+    """Issue 16: dynamic sampling on 2 DDP ranks: each rank trains whole groups, the same number of them, after the
+    same number of rounds (at most 3), and groups with a reward spread come before flat ones."""
+    out = tmp_path / "dynamic"
+    result = launch("ddp", tiny_model_path, out, "--dynamic")
+    assert result.returncode == 0, result.stderr[-4000:]
+    batches = [r for r in read(out) if r["kind"] == "batch"]
+    by_step: dict[int, dict[int, dict]] = {}
+    for batch in batches:
+        by_step.setdefault(batch["step"], {})[batch["rank"]] = batch
+    assert sorted(by_step) == [1, 2, 3, 4] and all(sorted(ranks) == [0, 1] for ranks in by_step.values())
+    for step, ranks in by_step.items():
+        assert ranks[0]["whole"] and ranks[1]["whole"]
+        assert len(ranks[0]["spread"]) == len(ranks[1]["spread"])  # the same count of groups on each rank
+        if ranks[0]["stage"] == 0:
+            assert ranks[0]["rounds"] == ranks[1]["rounds"] and 1 <= ranks[0]["rounds"][0] <= 3
+            for rank in ranks.values():
+                assert rank["spread"] == sorted(rank["spread"], reverse=True)
+                if ranks[0]["rounds"][0] < 3:
+                    assert all(rank["spread"])
+    assert any(ranks[0]["rounds"][0] > 1 for ranks in by_step.values() if ranks[0]["stage"] == 0)
+    # the reward calls: one per round on each rank, in step
+    calls = [(r["rank"], r["step"]) for r in read(out) if r["kind"] == "reward"]
+    assert calls.count((0, 1)) == calls.count((1, 1)) == by_step[1][0]["rounds"][0]

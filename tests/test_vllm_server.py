@@ -177,3 +177,45 @@ def test_evaluation_vllm_backend(server, monkeypatch):
     out = backend.generate(prompts, 3)
     assert len(out) == 2 and all(len(samples) == 3 for samples in out)
     assert all(0 < length <= 16 and finish in ("stop", "length") for s in out for _, length, finish in s)
+
+
+@needs_vllm
+@pytest.mark.slow
+def test_dynamic_sampling_on_a_real_server(fresh_server, tmp_path):
+    """Issue 16: dynamic sampling in server mode: each extra round is one more request to the server, at most
+    max_generation_rounds per rollout step, and the step trains groups with a reward spread first."""
+    from fastcurl import CurriculumGRPOTrainer, FastCuRLConfig, StageConfig
+    from fastcurl.curriculum.dynamic_sampling import group_has_spread
+
+    calls: list[int] = []
+    trained: list[list[bool]] = []
+
+    def reward(prompts, completions, trainer_state, **kwargs):
+        calls.append(trainer_state.global_step + 1)
+        return [1.0 if len(p[-1]["content"]) % 4 else float(i % 2) for i, p in enumerate(prompts)]
+
+    class Recording(CurriculumGRPOTrainer):
+        def _generate_and_score_completions(self, inputs):
+            batch = super()._generate_and_score_completions(inputs)
+            trained.append(group_has_spread(batch["advantages"], 4).tolist())
+            return batch
+
+    stages = [StageConfig(name="dynamic", dataset="synthetic", dataset_kwargs={"num_problems": 64}, num_generations=4,
+                          prompts_per_rollout_step=2, rollout_steps=2, max_completion_length=16,
+                          dynamic_sampling=True, max_generation_rounds=3)]
+    args = FastCuRLConfig(output_dir=str(tmp_path), use_cpu=True, report_to="none", logging_steps=1,
+                          save_strategy="no", per_device_train_batch_size=8, learning_rate=1e-4, seed=0,
+                          stages=stages, disable_tqdm=True, use_vllm=True, vllm_mode="server",
+                          vllm_server_host="127.0.0.1", vllm_server_port=fresh_server["port"],
+                          vllm_weight_sync="disk", max_prompt_length=256, temperature=1.0,
+                          model_init_kwargs={"dtype": "float32"})
+    trainer = Recording(model=fresh_server["model"], reward_funcs=reward, args=args)
+    trainer.train()
+    rounds = [h["dynamic_sampling/rounds"] for h in trainer.state.log_history if "dynamic_sampling/rounds" in h]
+    assert len(rounds) == 2 and all(1 <= r <= 3 for r in rounds)
+    assert [calls.count(step) for step in (1, 2)] == rounds  # one reward call, so one server request, per round
+    assert len(trained) == 2
+    for flags, used in zip(trained, rounds, strict=True):
+        assert len(flags) == 2 and flags == sorted(flags, reverse=True)
+        if used < 3:
+            assert all(flags)

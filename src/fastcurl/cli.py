@@ -7,6 +7,7 @@ FastCuRLConfig field can be overridden on the command line as in TRL and open-r1
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from dataclasses import dataclass, field
 
@@ -156,6 +157,17 @@ def parse_train_args(argv: list[str] | None = None, prog: str = "fastcurl train"
     if unknown:
         raise ValueError(f"unrecognized arguments: {' '.join(unknown)} (fields are --snake_case; the recipe is "
                          "--config RECIPE.yaml; fastcurl train --help lists them)")
+    if "--config" in argv[:-1]:
+        from .curriculum.recipe_keys import check_recipe_keys
+
+        recipe_path = argv[argv.index("--config") + 1]
+        if not os.path.isfile(recipe_path):
+            raise ValueError(f"the recipe {recipe_path} does not exist (--config takes a recipe YAML file).")
+        with open(recipe_path) as handle:
+            try:
+                check_recipe_keys(yaml.safe_load(handle), recipe_path)
+            except yaml.YAMLError as error:
+                raise ValueError(f"the recipe is not valid YAML: {error}") from error
     if need_model and "--config" not in argv and "--model_name_or_path" not in argv:
         raise ValueError("needs a recipe: fastcurl train --config RECIPE.yaml [--field value ...]")
     try:
@@ -177,7 +189,6 @@ def train(argv: list[str] | None = None) -> None:
     elif "-h" in argv or "--help" in argv:
         print(train_help())
         return
-    import os
 
     import torch
 
@@ -298,7 +309,6 @@ def plan(argv: list[str] | None = None) -> None:
 
     A recipe alone is read without TRL (about a second); ``--field value`` overrides go through the full config.
     """
-    import os
 
     from .cli_args import PlanArguments, parse_verb
 
@@ -324,6 +334,9 @@ def plan(argv: list[str] | None = None) -> None:
                 recipe = yaml.safe_load(handle)
             except yaml.YAMLError as error:
                 raise ValueError(f"{args.recipe} is not valid YAML: {error}") from error
+        from .curriculum.recipe_keys import check_recipe_keys
+
+        check_recipe_keys(recipe, args.recipe)
     stages, per_device, num_iterations = read_recipe_stages(recipe)
     if args.dataset:
         import dataclasses

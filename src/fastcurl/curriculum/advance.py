@@ -27,6 +27,7 @@ KNOWN_METRICS = (
     "reward", "reward_std", "frac_reward_zero_std", "completions/clipped_ratio", "completions/mean_length",
     "completions/min_length", "completions/max_length", "completions/mean_terminated_length", "entropy", "kl",
     "loss", "grad_norm", "clip_ratio/region_mean", "clip_ratio/low_mean", "clip_ratio/high_mean",
+    "dynamic_sampling/rounds", "dynamic_sampling/kept_share", "dynamic_sampling/groups_with_gradient",
 )
 _PER_REWARD = re.compile(r"^rewards/[^/]+/(mean|std)$")  # each reward function's own mean and spread
 TESTS = ("above", "below", "plateau")

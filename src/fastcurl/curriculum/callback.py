@@ -20,7 +20,8 @@ from .plan import StagePlan
 
 # Stage fields added after checkpoints already held a recipe digest: left out of it at their defaults, so those
 # checkpoints still resume.
-_LATER_FIELDS = {"advance_when": None, "min_rollout_steps": 0, "drop_solved": False}
+_LATER_FIELDS = {"advance_when": None, "min_rollout_steps": 0, "drop_solved": False, "dynamic_sampling": False,
+                 "max_generation_rounds": 3}
 
 
 class CurriculumCallback(TrainerCallback, ExportableState):

@@ -67,6 +67,7 @@ class StageRow:
     overrides: dict[str, Any]
     min_rollout_steps: int = 0
     advance_when: Any = None
+    generation_rounds: int = 1
 
 
 def read_recipe_stages(recipe: dict[str, Any]) -> tuple[list[StageConfig], int, int]:
@@ -112,10 +113,13 @@ def plan_curriculum(stages: Sequence[StageConfig], per_device_train_batch_size: 
                 per_device_train_batch_size=batch.per_device_train_batch_size,
                 gradient_accumulation_steps=batch.gradient_accumulation_steps,
                 epochs=prompts / size if size else None,
-                max_generated_tokens=prompts * stage.num_generations * stage.max_completion_length,
+                # dynamic sampling may generate every round of a rollout step
+                max_generated_tokens=prompts * stage.num_generations * stage.max_completion_length
+                * (stage.max_generation_rounds if stage.dynamic_sampling else 1),
                 overrides=dict(stage.overrides),
                 min_rollout_steps=stage.min_rollout_steps,
                 advance_when=stage.advance_when,
+                generation_rounds=stage.max_generation_rounds if stage.dynamic_sampling else 1,
             )
         )
     return rows
@@ -160,5 +164,7 @@ def format_plan(rows: list[StageRow], num_processes: int) -> str:
         if r.advance_when is not None:  # the table shows the maximum; the stage may end from its minimum on
             details.append(f"adaptive: {r.min_rollout_steps:,} to {r.rollout_steps:,} rollout steps, advances when "
                            f"{describe_rule(r.advance_when)}")
+        if r.generation_rounds > 1:
+            details.append(f"dynamic sampling: up to {r.generation_rounds} generation rounds per rollout step")
         lines.append(f"  stage {r.index + 1}: " + ", ".join(details))
     return "\n".join(lines)

@@ -111,9 +111,55 @@ STAGE_FIXED_FIELDS: dict[str, str] = {
 }
 
 
+class FrozenDict(dict):
+    """A ``dict`` that refuses changes: the mappings inside a frozen ``StageConfig`` are part of its value."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("A StageConfig is frozen, its mappings too: make a changed copy with "
+                        "dataclasses.replace(stage, overrides={**stage.overrides, 'beta': 0.0}).")
+
+    __setitem__ = __delitem__ = __ior__ = clear = pop = popitem = setdefault = update = _refuse
+
+    def __reduce__(self) -> tuple:
+        return (FrozenDict, (dict(self),))
+
+
+class FrozenList(list):
+    """A ``list`` that refuses changes (the conditions of a frozen stage's ``advance_when``)."""
+
+    _refuse = FrozenDict._refuse
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = append = extend = insert = remove = pop = clear = _refuse
+    sort = reverse = _refuse
+
+    def __reduce__(self) -> tuple:
+        return (FrozenList, (list(self),))
+
+
+def frozen(value: Any) -> Any:
+    """``value`` with every dict and list in it made immutable (still a dict or list for readers and JSON)."""
+    if isinstance(value, dict):
+        return FrozenDict({key: frozen(item) for key, item in value.items()})
+    if isinstance(value, (list, tuple)):
+        return FrozenList(frozen(item) for item in value)
+    return value
+
+
+def thawed(value: Any) -> Any:
+    """A plain, mutable copy of ``value`` (``frozen``'s inverse)."""
+    if isinstance(value, dict):
+        return {key: thawed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [thawed(item) for item in value]
+    return value
+
+
 @dataclass(frozen=True)
 class StageConfig:
-    """One stage of a curriculum: its data, its context length and its batch, in FastCuRL's terms."""
+    """One stage of a curriculum: its data, its context length and its batch, in FastCuRL's terms.
+
+    Frozen all the way down: its ``overrides``, ``dataset_kwargs`` and ``advance_when`` refuse changes too, so a
+    plan built from it cannot drift from the recipe (``dataclasses.replace`` makes a changed stage).
+    """
 
     rollout_steps: int = field(
         default=0,
@@ -187,6 +233,21 @@ class StageConfig:
         metadata={"help": "Leave out of this stage's data the prompts that every rollout answered right in the "
                           "earlier stages (by the first reward function; Skywork-OR1's filtering)."},
     )
+    dynamic_sampling: bool = field(
+        default=False,
+        metadata={"help": "Train only on groups whose rewards differ (DAPO's dynamic sampling): flat groups are "
+                          "dropped and more prompts generated for, up to max_generation_rounds rounds per rollout "
+                          "step (fastcurl.curriculum.dynamic_sampling)."},
+    )
+    max_generation_rounds: int = field(
+        default=3,
+        metadata={"help": "With dynamic_sampling: generation rounds per rollout step at most, the first included. "
+                          "A rollout step still short of groups with a spread after them is filled with flat ones."},
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("overrides", "dataset_kwargs", "advance_when"):
+            object.__setattr__(self, name, frozen(getattr(self, name)))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], index: int = 0) -> StageConfig:
@@ -215,7 +276,8 @@ class StageConfig:
         return cls(**kwargs, overrides=overrides)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The stage's fields as plain, mutable Python values (YAML and JSON ready)."""
+        return {f.name: thawed(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
 
 # The type of each overridable field (YAML reads ``5e-4`` as a string: it is parsed here, as TRL's parser does).
@@ -295,6 +357,12 @@ def derive_stage_batch(
             f"Choose per_device_train_batch_size so that {num_processes} x per_device_train_batch_size divides "
             f"{per_update}, or change prompts_per_update."
         )
+    if stage.dynamic_sampling and stage.prompts_per_rollout_step % num_processes:
+        raise ValueError(
+            f"Stage '{name}': dynamic_sampling keeps each prompt's rollouts together on one process, so "
+            f"prompts_per_rollout_step ({stage.prompts_per_rollout_step}) must be a multiple of the process count "
+            f"({num_processes}). Change prompts_per_rollout_step or the process count."
+        )
     grad_accum = per_update // per_pass
     steps_per_generation = per_rollout // per_pass
     updates_per_rollout = steps_per_generation // grad_accum
@@ -363,6 +431,9 @@ def validate_stage(stage: StageConfig, index: int) -> None:
     if not isinstance(stage.min_rollout_steps, int) or not 0 <= stage.min_rollout_steps <= stage.rollout_steps:
         raise ValueError(f"{where}: min_rollout_steps must be an integer from 0 to rollout_steps "
                          f"({stage.rollout_steps}), got {stage.min_rollout_steps!r}.")
+    rounds = stage.max_generation_rounds
+    if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 1:
+        raise ValueError(f"{where}: max_generation_rounds must be a positive integer, got {rounds!r}.")
     for key, value in stage.overrides.items():
         if key in STAGE_FIELD_TYPES:
             _parsed(key, value, index)  # a StageConfig built in Python gets the same check

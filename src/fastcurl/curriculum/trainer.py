@@ -49,6 +49,7 @@ from . import stage_checkpoints
 from .callback import CurriculumCallback
 from .config import STAGE_OVERRIDABLE_FIELDS, FastCuRLConfig, StageConfig, construction_values, first_stage_values
 from .config import private_copy
+from .dynamic_sampling import generate_with_dynamic_sampling
 from .plan import StagePlan, resolve_plan
 from .sampler import StageSampler
 from .solved import SolvedPrompts
@@ -338,6 +339,13 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
             sampler.generator.manual_seed(self.args.seed + plan.index)  # stages sharing data: not the same order
         per_rollout = plan.batch.generation_batch_size * plan.batch.steps_per_generation * self.num_iterations
         return StageSampler(sampler, plan.config.rollout_steps * per_rollout)
+
+    def generate_rollout_step(self, inputs: list[dict[str, Any]], generate: Callable[[list], dict]) -> dict[str, Any]:
+        """TRL's generation and scoring (``generate``); a ``dynamic_sampling`` stage keeps groups with a spread."""
+        stage = self.curriculum.current.config if self.curriculum_active else None
+        if stage is None or not stage.dynamic_sampling or not self.model.training:
+            return generate(inputs)
+        return generate_with_dynamic_sampling(self, inputs, stage.max_generation_rounds, generate)
 
     def _finish_stage(self, plan: StagePlan, seconds: float) -> None:
         """Stage end: the policy saved to the stage's directory, then ``on_stage_end`` (``stage_checkpoints``)."""

@@ -18,6 +18,7 @@ Relied on (transformers 5.17 to 5.24):
   that order: the loop's length.
 - ``_get_output_dir(trial)`` and ``_save_checkpoint(model, trial)``: where checkpoints are written.
 - ``_get_train_sampler(dataset)`` (TRL's RepeatSampler): wrapped per stage.
+- ``_generate_and_score_completions(inputs)`` (TRL): wrapped for dynamic sampling (``curriculum.dynamic_sampling``).
 - The attributes ``_buffered_inputs``, ``_step`` (TRL's generation buffer and micro-step counter),
   ``_train_batch_size`` (the dataloader's batch) and ``callback_handler.lr_scheduler``, reset at a stage boundary.
 """
@@ -52,7 +53,10 @@ RELIED_ON_RETURNS: dict[str, tuple[str, ...]] = {
 }
 
 # On TRL's GRPOTrainer, which defines the sampler the curriculum wraps.
-RELIED_ON_TRL_PARAMETERS: dict[str, tuple[str, ...]] = {"_get_train_sampler": ("dataset",)}
+# ``_generate_and_score_completions(inputs)``: wrapped for dynamic sampling, which reads its output fields
+# (``advantages`` per completion, padded prompt and completion tensors, ``num_items_in_batch``).
+RELIED_ON_TRL_PARAMETERS: dict[str, tuple[str, ...]] = {"_get_train_sampler": ("dataset",),
+                                                        "_generate_and_score_completions": ("inputs",)}
 
 
 class TrainingValues(NamedTuple):
@@ -174,6 +178,9 @@ class TransformersLoopHooks:
     def _get_train_sampler(self, dataset=None):
         sampler = super()._get_train_sampler(dataset)
         return self.stage_sampler(sampler) if self.curriculum_active else sampler
+
+    def _generate_and_score_completions(self, inputs):
+        return self.generate_rollout_step(inputs, super()._generate_and_score_completions)
 
     def _save_checkpoint(self, model, trial):
         self.save_checkpoint_safely(lambda: super(TransformersLoopHooks, self)._save_checkpoint(model, trial),

@@ -1,0 +1,105 @@
+"""The top-level keys a recipe may hold, and the check that names a typo'd one before anything loads.
+
+``fastcurl train`` parses a recipe into ``FastCuRLConfig`` (a ``GRPOConfig``, so a ``TrainingArguments``) and the
+CLI's ``RunArguments``. Importing TRL to list their fields takes seconds, which ``fastcurl plan`` must not spend, so
+the field names are read from the classes' source files with ``ast`` (about 50 ms), following each base class to
+the file it is imported from. ``tests/test_cli.py`` keeps the result equal to the imported dataclasses' fields.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import importlib.util
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+# The dataclasses `fastcurl train` parses a recipe into: (top-level package, file inside it, class).
+RECIPE_DATACLASSES = (("fastcurl", "curriculum/config.py", "FastCuRLConfig"), ("fastcurl", "cli.py", "RunArguments"))
+# Classes that lazily-initialised packages re-export from a submodule (their __init__ does not define them).
+LAZY_REEXPORTS = {("trl", "GRPOConfig"): "trainer.grpo_config", ("transformers", "TrainingArguments"): "training_args"}
+# Keys TRL's parser reads from a recipe itself (``env``: environment variables to set).
+PARSER_KEYS = frozenset({"env"})
+
+
+def _package_dir(package: str) -> Path | None:
+    spec = importlib.util.find_spec(package)  # finds a top-level package without importing it
+    return Path(spec.origin).parent if spec and spec.origin else None
+
+
+def _module_file(module: str, importer: Path, level: int) -> Path | None:
+    """The source file of ``module`` as imported from ``importer`` (``level`` dots of a relative import)."""
+    if level:
+        base = importer.parent
+        for _ in range(level - 1):
+            base = base.parent
+    else:
+        top, _, module = module.partition(".")
+        base = _package_dir(top)
+        if base is None:
+            return None
+    path = base.joinpath(*module.split(".")) if module else base
+    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _class_fields(path: Path, name: str, seen: set[tuple[Path, str]]) -> set[str] | None:
+    """Annotated class attributes of ``name`` in ``path`` and of its bases; None where a base cannot be found."""
+    if (path, name) in seen:
+        return set()
+    seen.add((path, name))
+    tree = ast.parse(path.read_text())
+    node = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name), None)
+    if node is None:
+        return None
+    names = {n.target.id for n in node.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)
+             and "ClassVar" not in ast.unparse(n.annotation)}
+    for base in node.bases:
+        base_name = ast.unparse(base)
+        if base_name in ("object", "Generic"):
+            continue
+        where = path if any(isinstance(n, ast.ClassDef) and n.name == base_name for n in tree.body) else None
+        for item in tree.body:
+            if where is None and isinstance(item, ast.ImportFrom) and any(a.name == base_name for a in item.names):
+                module = item.module or ""
+                if not item.level and (module, base_name) in LAZY_REEXPORTS:
+                    module = f"{module}.{LAZY_REEXPORTS[module, base_name]}"
+                where = _module_file(module, path, item.level)
+        inherited = _class_fields(where, base_name, seen) if where else None
+        if inherited is None:
+            return None
+        names |= inherited
+    return names
+
+
+@lru_cache(maxsize=1)
+def recipe_field_names() -> frozenset[str] | None:
+    """Every top-level key a recipe may set; None when a source file cannot be read (the check is then skipped)."""
+    names: set[str] = set(PARSER_KEYS)
+    for package, file, cls in RECIPE_DATACLASSES:
+        root = _package_dir(package)
+        fields = _class_fields(root / file, cls, set()) if root else None
+        if fields is None:
+            return None
+        names |= fields
+    return frozenset(name for name in names if not name.startswith("_"))
+
+
+def check_recipe_keys(recipe: Any, source: str) -> None:
+    """Fail naming each unknown top-level key of ``recipe`` (read from ``source``), with the nearest known one."""
+    known = recipe_field_names()
+    if known is None or not isinstance(recipe, dict):
+        return
+    unknown = [key for key in recipe if key not in known]
+    if not unknown:
+        return
+    hints = []
+    for key in unknown:
+        close = difflib.get_close_matches(str(key), known, n=1)
+        hints.append(f"'{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+    raise ValueError(f"{source}: unknown top-level field{'s' if len(unknown) > 1 else ''} {', '.join(hints)}. "
+                     "Top-level fields are FastCuRLConfig's (GRPOConfig's and the run's: `fastcurl train --help_all` "
+                     "lists them); a stage's own fields go under stages:.")
