@@ -50,6 +50,16 @@ def test_automatic_precision_is_bf16_where_the_cpu_runs_it_natively(probe_says, 
     assert precision.resolve_dtype("auto", use_cpu=True) == "bfloat16"
 
 
+def test_bf16_on_a_machine_without_an_accelerator_needs_no_use_cpu(probe_says, tmp_path):
+    """transformers refuses bf16 without an accelerator unless use_cpu is set; a recipe that sets neither (as the
+    shipped ones do) must still build where the CPU has native bfloat16, automatically or when asked for."""
+    probe_says(0.6)
+    assert precision.runs_on_cpu()  # CI has no accelerator
+    assert FastCuRLConfig(output_dir=str(tmp_path)).bf16 is True
+    assert FastCuRLConfig(output_dir=str(tmp_path), bf16=True).bf16 is True
+    assert FastCuRLConfig(output_dir=str(tmp_path)).use_cpu is True
+
+
 def test_explicit_setting_wins_and_a_slow_bf16_warns_with_the_slowdown(probe_says, tmp_path, caplog):
     probe_says(40.0)
     assert FastCuRLConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False).bf16 is False

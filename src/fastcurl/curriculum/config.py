@@ -21,7 +21,7 @@ from typing import Any
 from trl import GRPOConfig
 
 from .names import default_stage_name, resolve_stage_names, stage_run_name  # noqa: F401 (re-exported)
-from ..generation.precision import choose_precision
+from ..generation.precision import choose_precision, runs_on_cpu
 from .stages import (  # noqa: F401 (re-exported: the config's public names)
     SEGMENTS,
     STAGE_FIXED_FIELDS,
@@ -191,6 +191,9 @@ class FastCuRLConfig(GRPOConfig):
         self.precision = choose_precision(self.bf16, bool(self.fp16), bool(self.use_cpu))
         if self.precision.bf16 is not None:
             self.bf16 = self.precision.bf16
+        if self.bf16 and not self.use_cpu and runs_on_cpu():
+            # transformers refuses bf16 without an accelerator unless use_cpu is set; with none, the CPU is all there is.
+            self.use_cpu = True
         # TRL defaults gradient_checkpointing to True, and transformers warns about that deprecated alias whenever
         # activation_checkpointing is unset; resolve the alias here, silently, to the same value.
         if getattr(self, "activation_checkpointing", False) is None and self.gradient_checkpointing is not None:

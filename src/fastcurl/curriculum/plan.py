@@ -45,6 +45,18 @@ def resolve_plan(
     ]
 
 
+def scheduler_span(plans: Sequence[StagePlan], index: int) -> int:
+    """The updates one LR schedule spans from stage ``index``: from the last stage up to it that resets the
+    optimizer to the stage before the next one that does (stages that keep the optimizer keep its schedule)."""
+    start = index
+    while start > 0 and not plans[start].config.reset_optimizer:
+        start -= 1
+    end = start + 1
+    while end < len(plans) and not plans[end].config.reset_optimizer:
+        end += 1
+    return sum(p.batch.optimizer_updates for p in plans[start:end])
+
+
 @dataclass
 class StageRow:
     """One stage of the resolved plan."""

@@ -102,6 +102,19 @@ class SolvedPrompts(TrainerCallback, ExportableState):
         self.dropped[index] = len(dataset) - len(kept)
         return kept
 
+    def stage_data(self, dataset: Any, plan: Any) -> Any:
+        """Stage ``plan``'s data as it trains on it: without the solved prompts when it says ``drop_solved``."""
+        self.stage_index = plan.index
+        if not plan.config.drop_solved:
+            return dataset
+        kept = self.drop_from(dataset, plan.index)
+        if len(kept) < plan.config.prompts_per_rollout_step:
+            raise ValueError(
+                f"Stage {plan.index + 1} ('{plan.name}') has {len(kept)} prompts left after drop_solved left out "
+                f"{self.dropped[plan.index]} solved ones, fewer than its prompts_per_rollout_step "
+                f"({plan.config.prompts_per_rollout_step}). Use more data for it or set drop_solved: false.")
+        return kept
+
     def state(self) -> dict[str, Any]:
         return {"args": {}, "attributes": {"counts": {str(k): v for k, v in self.counts.items()},
                                            "dropped": {str(k): v for k, v in self.dropped.items()}}}

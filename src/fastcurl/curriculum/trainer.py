@@ -50,7 +50,7 @@ from .callback import CurriculumCallback
 from .config import STAGE_OVERRIDABLE_FIELDS, FastCuRLConfig, StageConfig, construction_values, first_stage_values
 from .config import private_copy
 from .dynamic_sampling import generate_with_dynamic_sampling
-from .plan import StagePlan, resolve_plan
+from .plan import StagePlan, resolve_plan, scheduler_span
 from .sampler import StageSampler
 from .solved import SolvedPrompts
 from .stages import STAGE_FIELD_TARGETS, check_peft_reference
@@ -89,24 +89,13 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
             (``fastcurl.run.standard_run_callbacks``); a list attaches exactly those (``[]``: none).
         **kwargs: Passed to ``GRPOTrainer`` (``peft_config``, ...).
 
-    Example::
+    Example (the README's "A curriculum in Python" has FastCuRL's stages)::
 
-        from fastcurl import CurriculumGRPOTrainer, FastCuRLConfig, StageConfig
-        from fastcurl.rewards import accuracy_reward
-
-        config = FastCuRLConfig(
-            output_dir="runs/demo", learning_rate=1e-6, beta=0.001, per_device_train_batch_size=8,
-            stages=[
-                StageConfig(dataset="data/L2.parquet", segment="L1", max_completion_length=8192,
-                            prompts_per_rollout_step=128, prompts_per_update=64, num_generations=8,
-                            rollout_steps=160),
-                StageConfig(dataset="data/L2.parquet", segment="L2", max_completion_length=16384,
-                            prompts_per_rollout_step=64, num_generations=8, rollout_steps=590),
-            ],
-        )
+        config = FastCuRLConfig(output_dir="runs/demo", stages=[
+            StageConfig(dataset="data/L2.parquet", segment="L1", max_completion_length=8192, rollout_steps=160),
+            StageConfig(dataset="data/L2.parquet", segment="L2", max_completion_length=16384, rollout_steps=590)])
         trainer = CurriculumGRPOTrainer("deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", accuracy_reward, args=config)
         trainer.train()            # trainer.train(resume_from_checkpoint=True) continues a killed run
-        trainer.save_final_model()
     """
 
     _tag_names = ["trl", "grpo", "fastcurl", "curriculum"]
@@ -239,15 +228,7 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
             apply(self, value)
         self.train_dataset = self.stage_datasets[index]
         if self.solved_prompts is not None:
-            self.solved_prompts.stage_index = index
-            if stage.drop_solved:
-                self.train_dataset = self.solved_prompts.drop_from(self.train_dataset, index)
-                if len(self.train_dataset) < stage.prompts_per_rollout_step:
-                    raise ValueError(
-                        f"Stage {index + 1} ('{plan.name}') has {len(self.train_dataset)} prompts left after "
-                        f"drop_solved left out {self.solved_prompts.dropped[index]} solved ones, fewer than its "
-                        f"prompts_per_rollout_step ({stage.prompts_per_rollout_step}). Use more data for it or set "
-                        "drop_solved: false.")
+            self.train_dataset = self.solved_prompts.stage_data(self.train_dataset, plan)
         # Completions buffered for the previous stage's batch shape must not leak into this one, and the
         # micro-step counter decides which slice of a generation batch a step trains on.
         reset_generation_buffer(self, (resumed_updates or 0) * batch.gradient_accumulation_steps)
@@ -270,13 +251,7 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
     def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
         """The LR schedule spans the updates from the current stage's last optimizer reset up to the next one."""
         if self.curriculum_active:
-            plans, start = self.curriculum.plans, self.curriculum.stage_index
-            while start > 0 and not plans[start].config.reset_optimizer:
-                start -= 1
-            end = start + 1
-            while end < len(plans) and not plans[end].config.reset_optimizer:
-                end += 1
-            num_training_steps = sum(p.batch.optimizer_updates for p in plans[start:end])
+            num_training_steps = scheduler_span(self.curriculum.plans, self.curriculum.stage_index)
         return super().create_scheduler(num_training_steps=num_training_steps, optimizer=optimizer)
 
     # ---------------------------------------------------------- the loop's mechanism (see transformers_hooks)
