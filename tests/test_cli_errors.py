@@ -112,3 +112,43 @@ def test_plan_reads_the_top_level_fields_without_importing_trl(tmp_path):
              "if m in sys.modules))")
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=ENV, timeout=120)
     assert loaded.returncode == 0 and loaded.stdout.strip() == "[]", loaded.stderr[-2000:]
+
+
+def test_a_missing_model_for_eval_and_a_hub_id_not_cached_offline(tmp_path):
+    data = str(ROOT / "tests" / "data" / "fastcurl" / "test")
+    for model, fragment in (("/nonexistent/model", "no such directory"),
+                            ("nobody/no-such-model", "not in the Hugging Face cache while the Hub is offline")):
+        result = fastcurl("eval", "--model", model, "--benchmarks", "aime2024", "--data_dir", data, "--limit", "1")
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+        assert result.stderr.startswith("fastcurl eval: error: ") and fragment in result.stderr
+    offline = fastcurl("train", "--config", recipe(tmp_path), "--model_name_or_path", "nobody/no-such-model")
+    assert_one_line_error(offline, "nobody/no-such-model", "HF_HUB_OFFLINE=1")
+
+
+def test_plan_refuses_a_missing_data_file_as_train_does_and_flags_are_never_abbreviated(tmp_path):
+    planned = fastcurl("plan", recipe(tmp_path, dataset=str(tmp_path / "missing.parquet")))
+    assert planned.returncode == 2 and "Traceback" not in planned.stderr, planned.stderr[-2000:]
+    assert planned.stderr.startswith("fastcurl plan: error: ") and "missing.parquet: file not found" in planned.stderr
+    # argparse would read --learning_rat as --learning_rate and train at 1.0
+    assert_one_line_error(fastcurl("train", "--config", recipe(tmp_path), "--learning_rat", "1"),
+                          "unrecognized arguments: --learning_rat")
+
+
+def test_an_error_raised_while_training_keeps_its_traceback(tiny_model_path, tmp_path):
+    """A reward that raises with reward_error_limit null stops the run as in TRL: its traceback and exit 1, not
+    a one-line 'bad input' error with exit 2 (its ValueError is not the recipe's fault)."""
+    (tmp_path / "raising_reward.py").write_text(
+        "def reward(completions, **kwargs):\n    raise ValueError('the reward found no score column')\n")
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({
+        "model_name_or_path": tiny_model_path, "reward_funcs": ["raising_reward:reward"], "reward_error_limit": None,
+        "output_dir": str(tmp_path / "run"), "use_cpu": True, "report_to": "none", "save_strategy": "no",
+        "per_device_train_batch_size": 4, "stages": [
+            {"dataset": "synthetic", "dataset_kwargs": {"num_problems": 16}, "max_completion_length": 8,
+             "num_generations": 4, "prompts_per_rollout_step": 2, "rollout_steps": 1}]}))
+    result = subprocess.run([sys.executable, "-m", "fastcurl.cli", "train", "--config", str(path)],
+                            capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                            env={**ENV, "PYTHONPATH": f"{ENV['PYTHONPATH']}{os.pathsep}{tmp_path}"})
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Traceback" in result.stderr and "the reward found no score column" in result.stderr
+    assert "fastcurl train: error:" not in result.stderr

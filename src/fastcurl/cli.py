@@ -150,7 +150,7 @@ def parse_train_args(argv: list[str] | None = None, prog: str = "fastcurl train"
 
     import yaml
 
-    parser = TrlParser((FastCuRLConfig, RunArguments), prog=prog)
+    parser = TrlParser((FastCuRLConfig, RunArguments), prog=prog, allow_abbrev=False)  # no --learning_rat
     argv = list(argv or [])
     flags = [a for i, a in enumerate(argv) if a != "--config" and (i == 0 or argv[i - 1] != "--config")]
     _, unknown = parser.parse_known_args(flags)  # before the config is built (its checks would speak first)
@@ -182,6 +182,32 @@ def parse_train_args(argv: list[str] | None = None, prog: str = "fastcurl train"
     return config, run
 
 
+def check_model_source(given: str, option: str) -> None:
+    """A model that cannot load is bad input, named before anything loads: a missing local directory, or a Hub id
+    that is not in the local cache while the Hub is offline."""
+    from pathlib import Path
+
+    from .generation.models import PACKAGE_PREFIX
+
+    if given.startswith(PACKAGE_PREFIX) or Path(given).expanduser().exists():
+        return
+    if given.startswith(("/", ".", "~")) or given.count("/") > 1:
+        raise FileNotFoundError(f"{option} {given}: no such directory (give a local model directory, a Hub id or "
+                                "package:NAME).")
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if constants.HF_HUB_OFFLINE and not isinstance(try_to_load_from_cache(given, "config.json"), str):
+        raise ValueError(f"{option} {given}: not a local directory, and not in the Hugging Face cache while the Hub "
+                         "is offline (HF_HUB_OFFLINE=1). Download it first where the Hub is reachable "
+                         f"(huggingface-cli download {given}) or give a local model directory.")
+
+
+class RunPhase:
+    """Where ``fastcurl`` is: once ``train`` hands over to the trainer's loop, errors keep their traceback."""
+
+    training = False
+
+
 def train(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[2:] if argv is None else argv)
     if "--help_all" in argv:
@@ -203,10 +229,7 @@ def train(argv: list[str] | None = None) -> None:
     from .curriculum.trainer import CurriculumGRPOTrainer
 
     rewards = [load_reward(name) for name in run.reward_funcs]
-    given = run.model_name_or_path
-    if given.startswith(("/", ".", "~")) and not Path(given).expanduser().exists():
-        raise FileNotFoundError(f"model_name_or_path {given}: no such directory (give a local model directory, "
-                                "a Hub id or package:NAME).")
+    check_model_source(run.model_name_or_path, "model_name_or_path")
     model = resolve_model(run.model_name_or_path, run.gguf_file)
     dtype = model_dtype(run.torch_dtype, config)
     if dtype:
@@ -222,6 +245,7 @@ def train(argv: list[str] | None = None) -> None:
         else:
             print(f"[fastcurl] no checkpoint in {config.output_dir}; starting from scratch", flush=True)
     trainer = CurriculumGRPOTrainer(model=model, reward_funcs=rewards, args=config)
+    RunPhase.training = True  # from here a ValueError is the run's failure (a reward, TRL, torch), not bad input
     trainer.train(resume_from_checkpoint=resume)
     if trainer.stopped_by_signal:
         last = find_last_checkpoint(config.output_dir)
@@ -344,10 +368,12 @@ def plan(argv: list[str] | None = None) -> None:
         stages = [dataclasses.replace(s, dataset=args.dataset) if s.dataset not in (None, "synthetic") else s
                   for s in stages]
 
-    from .data import load_stage_datasets
+    from .data import DataError, load_stage_datasets
 
     try:
         sizes: list[int | None] = [len(d) for d in load_stage_datasets(stages, None)]
+    except DataError:
+        raise  # a local file that cannot become training data: train refuses it, so the plan does too
     except (ValueError, OSError) as error:
         print(f"[fastcurl] data sizes unknown: {error}" + ("" if args.hub else " (planning offline: --hub asks the "
               "Hub, --dataset PATH uses a local copy)"), file=sys.stderr)
@@ -400,6 +426,8 @@ def evaluate(argv: list[str] | None = None) -> None:
     if args.regrade:
         if not Path(args.regrade).is_file():
             raise FileNotFoundError(f"--regrade {args.regrade}: no such file (a samples.jsonl written by fastcurl eval).")
+        if args.model:
+            check_model_source(args.model, "--model")
         model_for_template = str(resolve_model(args.model, args.gguf_file)) if args.model else None
         results = regrade(args.regrade, think=think_policy(model_for_template))
         print(format_table(results))
@@ -414,6 +442,7 @@ def evaluate(argv: list[str] | None = None) -> None:
                                 seed=args.seed)
     from .rewards import default_pool
 
+    check_model_source(args.model, "--model")
     default_pool().start()  # math-verify's import in the workers overlaps the model's loading
     model_path = str(resolve_model(args.model, args.gguf_file))
     think = think_policy(model_path)
@@ -524,11 +553,16 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     debug = "--debug" in argv
     args = [a for a in argv[1:] if a != "--debug"]
+    RunPhase.training = False
     try:
         commands[argv[0]](args)
     except _bad_input() as error:
-        if debug:
-            raise
+        from .errors import RunInputError
+
+        lock = sys.modules.get("fastcurl.run.lock")
+        user_fixes = isinstance(error, RunInputError) or (lock is not None and isinstance(error, lock.OutputDirInUse))
+        if debug or (RunPhase.training and not user_fixes):
+            raise  # a failure of the run itself (a reward, TRL, torch): its traceback, exit 1
         text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())  # one line
         print(f"fastcurl {argv[0]}: error: {text} (--debug shows the traceback)", file=sys.stderr)
         sys.exit(2)

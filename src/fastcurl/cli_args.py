@@ -140,7 +140,7 @@ def parse_verb(dataclass_type: type, argv: list[str], prog: str, positional: str
     argv = list(argv)
     if positional and argv and not argv[0].startswith("-"):
         argv = [f"--{positional}", argv[0], *argv[1:]]
-    parser = TrlParser(dataclass_type, prog=prog, description=dataclass_type.__doc__)
+    parser = TrlParser(dataclass_type, prog=prog, description=dataclass_type.__doc__, allow_abbrev=False)
     try:
         if remaining:
             parsed, rest = parser.parse_args_and_config(args=argv, return_remaining_strings=True)

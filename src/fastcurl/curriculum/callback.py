@@ -15,6 +15,7 @@ from typing import Any
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_callback import ExportableState
 
+from ..errors import RunInputError
 from .advance import rule_holds, rule_metrics
 from .plan import StagePlan
 
@@ -175,7 +176,7 @@ class CurriculumCallback(TrainerCallback, ExportableState):
         attributes = saved.get("attributes", {})
         digest = attributes.get("recipe_digest")
         if digest is not None and digest != self.recipe_digest and not self.allow_recipe_change:
-            raise ValueError(
+            raise RunInputError(
                 f"The checkpoint was trained under another recipe (resolved stages {digest}, this run's "
                 f"{self.recipe_digest}): its stage boundaries and batch fields would not match. Resume with the "
                 "recipe it was started with, use a new output_dir, or set resume_with_changed_recipe: true to "

@@ -17,6 +17,8 @@ from typing import Any
 from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 
+from ..errors import RunInputError
+
 
 def prompt_key(prompt: Any) -> str:
     """The problem's text: the last message of a conversational prompt, or the prompt itself."""
@@ -109,7 +111,7 @@ class SolvedPrompts(TrainerCallback, ExportableState):
             return dataset
         kept = self.drop_from(dataset, plan.index)
         if len(kept) < plan.config.prompts_per_rollout_step:
-            raise ValueError(
+            raise RunInputError(
                 f"Stage {plan.index + 1} ('{plan.name}') has {len(kept)} prompts left after drop_solved left out "
                 f"{self.dropped[plan.index]} solved ones, fewer than its prompts_per_rollout_step "
                 f"({plan.config.prompts_per_rollout_step}). Use more data for it or set drop_solved: false.")

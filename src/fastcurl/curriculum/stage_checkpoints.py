@@ -16,6 +16,7 @@ from typing import Any
 
 from trl.trainer.callbacks import SyncRefModelCallback
 
+from ..errors import MissingRunFileError
 from ..run import GracefulStop, ManifestCallback
 from ..run.checkpoints import (
     WRITING,
@@ -80,7 +81,7 @@ def restore_reference(trainer: Any, index: int) -> None:
     """After a resume inside stage ``index``: its reference is the policy saved at the previous stage's end."""
     previous = complete_directory(stage_checkpoint_dir(trainer, index - 1))
     if previous is None:
-        raise FileNotFoundError(
+        raise MissingRunFileError(
             f"Resuming inside stage {index + 1} needs its KL reference, the policy saved at the end of stage "
             f"{index} in {stage_checkpoint_dir(trainer, index - 1)}, which is missing. Keep save_stage_checkpoints "
             "on, or resume from a checkpoint of an earlier stage."

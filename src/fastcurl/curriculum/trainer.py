@@ -33,6 +33,7 @@ from trl import GRPOTrainer
 from trl.trainer.callbacks import SyncRefModelCallback
 
 from ..data import filter_stage_prompts, load_stage_datasets
+from ..errors import MissingRunFileError
 from ..generation.vllm_server import server_generation
 from ..rewards.think import apply_think_policy
 from ..run import GracefulStop, standard_run_callbacks
@@ -337,7 +338,7 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
         if resume_from_checkpoint is True:
             found = find_last_checkpoint(self.args.output_dir)
             if found is None:
-                raise ValueError(f"No complete checkpoint in {self.args.output_dir} to resume from.")
+                raise MissingRunFileError(f"No complete checkpoint in {self.args.output_dir} to resume from.")
             resume_from_checkpoint = str(found)
         try:
             self._run_event("on_run_begin")

@@ -8,6 +8,8 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from ..errors import RunInputError
+
 
 class RankAgreement(TrainerCallback):
     """At the start of ``train()`` on several processes: a digest of the stages and their prompts, compared."""
@@ -27,7 +29,7 @@ class RankAgreement(TrainerCallback):
         everyone = gather_object([f"{digest.hexdigest()[:12]} (stage sizes {sizes})"])
         if len(set(everyone)) > 1:
             listing = "; ".join(f"rank {r}: {v}" for r, v in enumerate(everyone))
-            raise ValueError(
+            raise RunInputError(
                 f"The training processes disagree on the curriculum ({listing}). Every rank must load the same "
                 f"recipe and the same data: check per-node paths, dataset versions and environment variables."
             )
