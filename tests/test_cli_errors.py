@@ -36,7 +36,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
 
 def test_a_typo_in_a_stage_field(tmp_path):
     result = fastcurl("train", "--config", recipe(tmp_path, max_completion_lenght=64))
-    assert_one_line_error(result, "unknown field 'max_completion_lenght'", "max_completion_length")
+    assert_one_line_error(result, "unknown field 'max_completion_lenght' (did you mean 'max_completion_length'?)")
 
 
 def test_generator_options_on_a_data_file(tmp_path):

@@ -368,13 +368,14 @@ def plan(argv: list[str] | None = None) -> None:
         stages = [dataclasses.replace(s, dataset=args.dataset) if s.dataset not in (None, "synthetic") else s
                   for s in stages]
 
-    from .data import DataError, load_stage_datasets
+    from .data.loading import DataError, HubDatasetError
+    from .data import load_stage_datasets
 
     try:
         sizes: list[int | None] = [len(d) for d in load_stage_datasets(stages, None)]
-    except DataError:
-        raise  # a local file that cannot become training data: train refuses it, so the plan does too
     except (ValueError, OSError) as error:
+        if isinstance(error, DataError) and not isinstance(error, HubDatasetError):
+            raise  # a local file that cannot become training data: train refuses it, so the plan does too
         print(f"[fastcurl] data sizes unknown: {error}" + ("" if args.hub else " (planning offline: --hub asks the "
               "Hub, --dataset PATH uses a local copy)"), file=sys.stderr)
         sizes = [None] * len(stages)
@@ -503,14 +504,14 @@ BAD_INPUT: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, Not
 
 def launch(argv: list[str]) -> int:
     """``fastcurl launch [--grace S] [accelerate launch options] SCRIPT [args]``: see ``fastcurl.run.launch``."""
-    from .run.launch import launch as launch_run
-
     if argv[:1] in (["-h"], ["--help"]):
         print("usage: fastcurl launch [--grace SECONDS] [accelerate launch options] SCRIPT [script args]\n\n"
               "`accelerate launch` for clusters: after SIGTERM (Slurm, Kubernetes, torchrun) every rank saves one "
               "checkpoint and stops, and this launcher then exits 0 (accelerate's exits 143); a single process "
               "gets --grace seconds (30) to save, not accelerate's 5. `accelerate launch --help` lists the options.")
         return 0
+    from .run.launch import launch as launch_run
+
     return launch_run(argv)
 
 
@@ -538,7 +539,14 @@ def main_help() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        run_command(list(sys.argv[1:] if argv is None else argv))
+    except BrokenPipeError:  # `fastcurl plan ... | head`: the reader left, nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+
+
+def run_command(argv: list[str]) -> None:
     commands = {"train": train, "segment": segment, "plan": plan, "eval": evaluate, "push": push,
                 "launch": launch}
     assert set(commands) == set(COMMANDS)

@@ -11,6 +11,7 @@ prompts_per_update`` updates (times ``num_iterations``).
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -268,8 +269,10 @@ class StageConfig:
                                      f"{overrides[key]!r}. Keep one.")
                 overrides[key] = value  # validate_stage says whether this one may change per stage
             else:
+                close = difflib.get_close_matches(str(key), [*own, *STAGE_OVERRIDABLE_FIELDS], n=1)
                 raise ValueError(
-                    f"stages[{index}]: unknown field '{key}'. Stage fields are: {', '.join(sorted(own))}; "
+                    f"stages[{index}]: unknown field '{key}'" + (f" (did you mean '{close[0]}'?)" if close else "")
+                    + f". Stage fields are: {', '.join(sorted(own))}; "
                     f"GRPOConfig fields allowed per stage are: {', '.join(STAGE_OVERRIDABLE_FIELDS)}."
                 )
         overrides = {key: _parsed(key, value, index) for key, value in overrides.items()}

@@ -27,6 +27,10 @@ class DataError(ValueError):
     """A data source that cannot become training data; the message names the file, row and column."""
 
 
+class HubDatasetError(DataError):
+    """A Hub dataset that could not be loaded (offline, or a wrong id): ``fastcurl plan`` plans without its size."""
+
+
 def add_instruction(problem: str, instruction: str | None = INSTRUCTION) -> str:
     """Append the instruction once, separated by a space; a problem that already ends with it is left alone."""
     if not instruction:
@@ -131,7 +135,7 @@ def _read_source(source: str, split: str) -> tuple[Dataset, str]:
             if offline or "offline" in str(error).lower()
             else "Check the dataset id and split, or point `dataset` at a local file or directory."
         )
-        raise DataError(f"Cannot load '{source}' from the Hub: {error}. {hint}") from error
+        raise HubDatasetError(f"Cannot load '{source}' from the Hub: {error}. {hint}") from error
 
 
 def _messages_from_row(prompt: Any, where: str) -> list[dict[str, str]]:
