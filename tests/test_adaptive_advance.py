@@ -40,13 +40,16 @@ def run(tiny_model_path, tmp_path, rule, min_rollout_steps=3, rollout_steps=6):
 
 
 def test_a_stage_advances_when_its_rule_holds_but_not_before_its_minimum(tiny_model_path, tmp_path):
-    trainer, manifest = run(tiny_model_path, tmp_path, {"any": [{"metric": CLIPPED, "above": 0.5, "window": 2}]})
+    # A decision reads the logs of the updates before it: with window 1 the rule can hold at update 2, so the
+    # minimum of 4 is what keeps the stage (without it this run advances after update 2 and the test fails).
+    trainer, manifest = run(tiny_model_path, tmp_path, {"any": [{"metric": CLIPPED, "above": 0.5, "window": 1}]},
+                            min_rollout_steps=4)
     clipped = [e[CLIPPED] for e in trainer.state.log_history if CLIPPED in e]
-    assert min(clipped[:2]) > 0.5  # the rule held after 2 logs already: the minimum (3 updates) kept the stage
-    assert [(s["first_global_step"], s["last_global_step"]) for s in manifest] == [(1, 3), (4, 5)]
-    assert manifest[0]["ended_by"].startswith("advance_when after 3 updates: completions/clipped_ratio mean")
+    assert min(clipped[:3]) > 0.5  # the rule held from the first log on
+    assert [(s["first_global_step"], s["last_global_step"]) for s in manifest] == [(1, 4), (5, 6)]
+    assert manifest[0]["ended_by"].startswith("advance_when after 4 updates: completions/clipped_ratio mean")
     assert manifest[1]["ended_by"] == "rollout_steps maximum (2)"
-    assert trainer.curriculum.stage_start_steps == [0, 3]
+    assert trainer.curriculum.stage_start_steps == [0, 4]
 
 
 def test_a_stage_whose_rule_never_holds_runs_to_its_maximum(tiny_model_path, tmp_path):
@@ -72,12 +75,24 @@ def test_rules_read_the_window_and_plateau():
     ({"any": [{"metric": "reward", "plateau": "small"}]}, "plateau: must be a number"),
     ({"sometimes": []}, "advance_when must be {any: [conditions]}"),
     ({"any": [{"metric": "reward", "above": 0.3, "window": 0}]}, "window must be a positive integer"),
+    # valid names the run would never log: the stage could silently never end early
+    ({"any": [{"metric": "kl", "below": 0.1}]}, "kl (TRL logs it only when beta is not 0)"),
+    ({"any": [{"metric": "dynamic_sampling/kept_share", "below": 0.1}]}, "only on a stage with dynamic_sampling"),
 ])
 def test_a_bad_rule_fails_before_anything_loads(tmp_path, rule, message):
     with pytest.raises(ValueError, match=None) as error:
-        FastCuRLConfig(output_dir=str(tmp_path), use_cpu=True, report_to="none", stages=[
+        FastCuRLConfig(output_dir=str(tmp_path), use_cpu=True, report_to="none", beta=0.0, stages=[
             StageConfig(name="s", dataset="synthetic", rollout_steps=4, advance_when=rule)])
     assert message in str(error.value) and "Stage 1 ('s')" in str(error.value)
+
+
+def test_a_rule_on_a_reward_the_run_does_not_have_fails_before_the_model_loads(tmp_path):
+    rule = {"any": [{"metric": "rewards/acuracy_reward/mean", "above": 0.5}]}
+    args = FastCuRLConfig(output_dir=str(tmp_path), use_cpu=True, report_to="none", stages=[
+        StageConfig(name="s", dataset="synthetic", rollout_steps=4, advance_when=rule)])
+    with pytest.raises(ValueError, match="rewards/acuracy_reward/mean \\(this run's reward functions are varied\\)"):
+        CurriculumGRPOTrainer(model=str(tmp_path / "no-model-here"), reward_funcs=varied, args=args,
+                              processing_class=object())
 
 
 def test_plan_shows_the_minimum_the_maximum_and_the_rule(tmp_path):

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from cli_runs import kill_during_update, start_train
 
+from fastcurl import FastCuRLConfig, StageConfig
+
 
 def recipe(model_path: str) -> dict:
     stage = {"dataset": "synthetic", "dataset_kwargs": {"num_problems": 24}, "num_generations": 4,
@@ -53,3 +55,9 @@ def test_solved_prompts_leave_the_next_stage_and_a_resume_drops_the_same(tiny_mo
     assert resumed.wait(timeout=300) == 0, resumed.communicate()[1][-3000:]
     assert calls(record) == drawn  # the same prompts at every update, the dropped ones never drawn again
     assert json.loads((out / "stage_manifest.json").read_text())["stages"][1]["dropped_solved"] == len(solved)
+
+
+def test_drop_solved_on_the_first_stage_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="the first stage has none"):
+        FastCuRLConfig(output_dir=str(tmp_path), use_cpu=True, report_to="none", stages=[
+            StageConfig(name="s", dataset="synthetic", rollout_steps=4, drop_solved=True)])

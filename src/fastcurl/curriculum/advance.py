@@ -77,6 +77,29 @@ def rule_metrics(rule: Any) -> list[str]:
     return [c["metric"] for c in _conditions(rule)[1]] if rule else []
 
 
+def never_logged(rule: Any, *, beta: float | None = None, dynamic_sampling: bool = True,
+                 reward_names: list[str] | None = None) -> list[str]:
+    """The metrics a rule reads that this run will never log (a rule on them would silently never hold):
+    ``kl`` at ``beta`` 0, ``dynamic_sampling/*`` on a stage without it, a reward function the run does not have."""
+    missing = []
+    for metric in rule_metrics(rule):
+        if metric == "kl" and beta == 0:
+            missing.append("kl (TRL logs it only when beta is not 0)")
+        elif metric.startswith("dynamic_sampling/") and not dynamic_sampling:
+            missing.append(f"{metric} (logged only on a stage with dynamic_sampling: true)")
+        elif reward_names is not None and _PER_REWARD.match(metric) and metric.split("/")[1] not in reward_names:
+            missing.append(f"{metric} (this run's reward functions are {', '.join(reward_names)})")
+    return missing
+
+
+def check_logged(rule: Any, where: str, **run: Any) -> None:
+    """:func:`never_logged` as an error that names the stage, raised before anything loads."""
+    missing = never_logged(rule, **run)
+    if missing:
+        raise ValueError(f"{where}: advance_when reads {'; '.join(missing)}: this run never logs it, so the rule "
+                         "could never end the stage early. Name a metric the run logs.")
+
+
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
 

@@ -22,6 +22,7 @@ from trl import GRPOConfig
 
 from .names import default_stage_name, resolve_stage_names, stage_run_name  # noqa: F401 (re-exported)
 from ..generation.precision import choose_precision, runs_on_cpu
+from .advance import check_logged
 from .stages import (  # noqa: F401 (re-exported: the config's public names)
     SEGMENTS,
     STAGE_FIXED_FIELDS,
@@ -207,6 +208,9 @@ class FastCuRLConfig(GRPOConfig):
                            for s, name in zip(self.stages, resolve_stage_names(self.stages), strict=True)]
             for i, stage in enumerate(self.stages):
                 validate_stage(stage, i)
+                if stage.advance_when is not None:
+                    check_logged(stage.advance_when, f"Stage {i + 1} ('{stage.name}')",
+                                 beta=stage.overrides.get("beta", self.beta))
             if self.max_steps > 0:
                 raise ValueError(
                     "max_steps is set together with stages. A curriculum's length is the sum of its stages' "

@@ -428,9 +428,13 @@ def validate_stage(stage: StageConfig, index: int) -> None:
         raise ValueError(f"{where}: segment must be one of {', '.join(SEGMENTS)} or empty, got {stage.segment!r}.")
     _check_dataset_kwargs(stage, where)
     if stage.advance_when is not None:
-        from .advance import validate_rule
+        from .advance import check_logged, validate_rule
 
         validate_rule(stage.advance_when, where)
+        check_logged(stage.advance_when, where, dynamic_sampling=stage.dynamic_sampling)
+    if stage.drop_solved and index == 0:
+        raise ValueError(f"{where}: drop_solved leaves out what earlier stages solved, and the first stage has none. "
+                         "Set it on a later stage.")
     if not isinstance(stage.min_rollout_steps, int) or not 0 <= stage.min_rollout_steps <= stage.rollout_steps:
         raise ValueError(f"{where}: min_rollout_steps must be an integer from 0 to rollout_steps "
                          f"({stage.rollout_steps}), got {stage.min_rollout_steps!r}.")
