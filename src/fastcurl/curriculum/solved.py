@@ -36,6 +36,7 @@ class SolvedPrompts(TrainerCallback, ExportableState):
         self.counts: dict[int, dict[str, list[int]]] = {}
         self.stage_index = 0
         self._pending: dict[str, list[int]] = {}  # this rank's, since the last update's end
+        self._regenerating = False  # resumed inside a rollout step: its generation is counted already
         self.dropped: dict[int, int] = {}  # stage index -> prompts left out of it
 
     @property
@@ -67,12 +68,20 @@ class SolvedPrompts(TrainerCallback, ExportableState):
         if trainer.reward_funcs:
             trainer.reward_funcs = [self.wrap(trainer.reward_funcs[0]), *trainer.reward_funcs[1:]]
 
+    def resumed_inside_rollout_step(self) -> None:
+        """A resume between two updates of one rollout step makes TRL generate that step again; its rollouts were
+        counted (and saved) at the step's first update, so the next update's observations are left out."""
+        self._regenerating = True
+
     def on_step_end(self, args, state, control, **kwargs):
         import torch.distributed as dist
 
+        pending, self._pending = self._pending, {}
+        if self._regenerating:  # set alike on every rank (the same resume point): all of them skip the gather
+            self._regenerating = False
+            return control
         if not self.counting:  # the same on every rank: all of them skip the gather
             return control
-        pending, self._pending = self._pending, {}
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             gathered: list[Any] = [None] * dist.get_world_size()
             dist.all_gather_object(gathered, pending)

@@ -245,7 +245,10 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
             self.train_dataset = self.solved_prompts.stage_data(self.train_dataset, plan)
         # Completions buffered for the previous stage's batch shape must not leak into this one, and the
         # micro-step counter decides which slice of a generation batch a step trains on.
-        reset_generation_buffer(self, (resumed_updates or 0) * batch.gradient_accumulation_steps)
+        micro_step = (resumed_updates or 0) * batch.gradient_accumulation_steps
+        reset_generation_buffer(self, micro_step)
+        if self.solved_prompts is not None and micro_step % (batch.steps_per_generation * self.num_iterations):
+            self.solved_prompts.resumed_inside_rollout_step()
         if resumed_updates is not None and index > 0 and stage.reset_reference and self.ref_model is not None:
             stage_checkpoints.restore_reference(self, index)
         if resumed_updates is None and index > 0:
