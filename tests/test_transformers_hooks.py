@@ -105,3 +105,15 @@ def test_a_reorder_without_parentheses_and_an_extra_returned_value_fail():
     assert len(problems) == 1 and problems[0].startswith("_init_training_state: expected to return")
     with pytest.raises(TransformersDriftError, match="steps_skipped"):
         check_transformers(ThreeValues)
+
+
+def test_a_missing_trl_attribute_is_named_when_the_trainer_is_built():
+    """The curriculum writes TRL's _buffered_inputs and _step and appends to _metrics; a rename in TRL must fail
+    loudly, not create new attributes that nothing reads."""
+    from types import SimpleNamespace
+
+    from fastcurl.curriculum.transformers_hooks import TransformersDriftError, check_trainer_attributes
+
+    check_trainer_attributes(SimpleNamespace(_buffered_inputs=None, _step=0, _metrics={}))
+    with pytest.raises(TransformersDriftError, match="no longer has: _buffered_inputs, _metrics"):
+        check_trainer_attributes(SimpleNamespace(_step=0))

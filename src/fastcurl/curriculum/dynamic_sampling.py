@@ -24,6 +24,8 @@ from typing import Any
 
 import torch
 
+from .transformers_hooks import train_metrics
+
 # Advantage spread within a group below which the group is flat (rewards equal up to float rounding).
 FLAT_SPREAD = 1e-6
 # Output fields of TRL's _generate_and_score_completions that are padded per round: on the left for prompts, on
@@ -120,7 +122,7 @@ def generate_with_dynamic_sampling(trainer: Any, inputs: list[dict[str, Any]], m
     mask = merged["completion_mask"] * merged["tool_mask"] if "tool_mask" in merged else merged["completion_mask"]
     merged["num_items_in_batch"] = accelerator.gather(mask.sum()).sum()
     with_gradient = accelerator.gather(torch.tensor([min(len(kept), wanted)], device=accelerator.device)).sum()
-    metrics = trainer._metrics["train"]
+    metrics = train_metrics(trainer)
     metrics["dynamic_sampling/rounds"].append(float(len(batches)))
     metrics["dynamic_sampling/kept_share"].append(kept_total / max(generated, 1))
     metrics["dynamic_sampling/groups_with_gradient"].append(float(with_gradient) / (wanted * accelerator.num_processes))

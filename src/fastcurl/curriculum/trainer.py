@@ -59,6 +59,7 @@ from .stages import STAGE_FIELD_TARGETS, check_peft_reference
 from .transformers_hooks import (
     TrainingValues,
     TransformersLoopHooks,
+    check_trainer_attributes,
     check_transformers,
     replace_scheduler,
     reset_generation_buffer,
@@ -165,6 +166,7 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
             super().__init__(model=model, reward_funcs=reward_funcs, args=args, train_dataset=train_dataset,
                              eval_dataset=eval_dataset, processing_class=processing_class, callbacks=callbacks,
                              **kwargs)
+        check_trainer_attributes(self)
         plans: list[StagePlan] = []
         if stages:
             for name in construction:

@@ -187,6 +187,27 @@ class TransformersLoopHooks:
                                     run_dir=super()._get_output_dir(trial))
 
 
+# TRL's GRPOTrainer attributes the curriculum writes at a stage boundary or appends metrics to; a rename would make
+# these writes create new attributes silently, so their presence is checked when the trainer is built.
+RELIED_ON_ATTRIBUTES = ("_buffered_inputs", "_step", "_metrics")
+
+
+def check_trainer_attributes(trainer: Any) -> None:
+    """Raise :class:`TransformersDriftError` naming every relied-on attribute a built GRPOTrainer lacks."""
+    missing = [name for name in RELIED_ON_ATTRIBUTES if not hasattr(trainer, name)]
+    if missing:
+        import trl
+
+        raise TransformersDriftError(
+            f"fastcurl's curriculum writes GRPOTrainer attributes that TRL {trl.__version__} no longer has: "
+            f"{', '.join(missing)}. Install the TRL version pyproject.toml names, or report it to fastcurl.")
+
+
+def train_metrics(trainer: Any) -> dict[str, list[float]]:
+    """TRL's metric lists for the current update (``_metrics['train']``): what is appended is logged with it."""
+    return trainer._metrics["train"]
+
+
 def reset_generation_buffer(trainer: Any, micro_step: int) -> None:
     """TRL's buffered completions (shaped for the previous stage's batch) dropped; its micro-step counter set."""
     trainer._buffered_inputs = None
