@@ -515,11 +515,6 @@ def launch(argv: list[str]) -> int:
     return launch_run(argv)
 
 
-def _bad_input() -> tuple[type[BaseException], ...]:
-    """:data:`BAD_INPUT`, and a busy output_dir when the run package is loaded (it is by ``train``)."""
-    lock = sys.modules.get("fastcurl.run.lock")
-    return BAD_INPUT + ((lock.OutputDirInUse,) if lock is not None else ())
-
 COMMANDS = {
     "train": "run a curriculum from a recipe (fastcurl train --config RECIPE.yaml)",
     "plan": "print a recipe's resolved stage table without loading a model",
@@ -564,12 +559,10 @@ def run_command(argv: list[str]) -> None:
     RunPhase.training = False
     try:
         commands[argv[0]](args)
-    except _bad_input() as error:
+    except BAD_INPUT as error:
         from .errors import RunInputError
 
-        lock = sys.modules.get("fastcurl.run.lock")
-        user_fixes = isinstance(error, RunInputError) or (lock is not None and isinstance(error, lock.OutputDirInUse))
-        if debug or (RunPhase.training and not user_fixes):
+        if debug or (RunPhase.training and not isinstance(error, RunInputError)):
             raise  # a failure of the run itself (a reward, TRL, torch): its traceback, exit 1
         text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())  # one line
         print(f"fastcurl {argv[0]}: error: {text} (--debug shows the traceback)", file=sys.stderr)

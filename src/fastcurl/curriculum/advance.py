@@ -100,6 +100,17 @@ def check_logged(rule: Any, where: str, **run: Any) -> None:
                          "could never end the stage early. Name a metric the run logs.")
 
 
+def check_rules_read_rewards(stages: list[Any], reward_funcs: Any) -> None:
+    """A rule on ``rewards/<name>/mean`` must name one of the run's reward functions (TRL logs each by name)."""
+    funcs = reward_funcs if isinstance(reward_funcs, list) else [reward_funcs]
+    names = [getattr(f, "__name__", None) for f in funcs]
+    if None in names:  # a reward model: TRL names it after its checkpoint; not checked
+        return
+    for i, stage in enumerate(stages):
+        if stage.advance_when is not None:
+            check_logged(stage.advance_when, f"Stage {i + 1} ('{stage.name}')", reward_names=names)
+
+
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
 

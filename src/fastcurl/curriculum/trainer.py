@@ -47,7 +47,7 @@ from ..run.console import (
 )
 from ..run.reward_errors import RewardInterrupted
 from . import stage_checkpoints
-from .advance import check_logged
+from .advance import check_rules_read_rewards
 from .callback import CurriculumCallback
 from .config import STAGE_OVERRIDABLE_FIELDS, FastCuRLConfig, StageConfig, construction_values, first_stage_values
 from .config import private_copy
@@ -68,16 +68,6 @@ from .transformers_hooks import (
 check_transformers()  # the private hooks overridden must have the signatures they are written against
 
 logger = logging.getLogger(__name__)
-
-def check_rules_read_rewards(stages: list[StageConfig], reward_funcs: Any) -> None:
-    """A rule on ``rewards/<name>/mean`` must name one of the run's reward functions (TRL logs each by name)."""
-    funcs = reward_funcs if isinstance(reward_funcs, list) else [reward_funcs]
-    names = [getattr(f, "__name__", None) for f in funcs]
-    if None in names:  # a reward model: TRL names it after its checkpoint; not checked
-        return
-    for i, stage in enumerate(stages):
-        if stage.advance_when is not None:
-            check_logged(stage.advance_when, f"Stage {i + 1} ('{stage.name}')", reward_names=names)
 
 
 class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):

@@ -13,13 +13,15 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from ..errors import RunInputError
+
 logger = logging.getLogger(__name__)
 
 LOCK_NAME = ".fastcurl.lock"
 
 
-class OutputDirInUse(RuntimeError):
-    """Another live run holds the ``output_dir``."""
+class OutputDirInUse(RunInputError, RuntimeError):
+    """Another live run holds the ``output_dir`` (the user's to fix: the CLI shows it as one line)."""
 
 
 def _holder(fd: int) -> dict[str, Any]:
