@@ -45,19 +45,21 @@ def test_derived_batch_matches_the_papers_terms(num_processes):
 def test_first_stage_sets_trl_fields(tmp_path):
     c = config(tmp_path, [{"max_completion_length": 64, "num_generations": 4, "prompts_per_rollout_step": 4,
                            "prompts_per_update": 2, "rollout_steps": 3, "segment": "L1"}], per_device_train_batch_size=4)
-    assert isinstance(c.stages[0], StageConfig) and c.stages[0].name == "L1-64"
-    # The first stage's TRL fields live in its plan (and in the trainer's copy of the config) ...
+    # The stage's name, like its TRL fields, is resolved in its plan (and the trainer's copy of the config) ...
     from fastcurl.curriculum.config import first_stage_values
     from fastcurl.curriculum.plan import resolve_plan
 
-    first = first_stage_values(c.stages[0], c.per_device_train_batch_size, 1, c.num_iterations)
+    plan = resolve_plan(c.stages, c.per_device_train_batch_size, 1, c.num_iterations)[0]
+    assert isinstance(c.stages[0], StageConfig) and plan.name == "L1-64" and plan.run_name == "stage-1-L1-64"
+    first = first_stage_values(plan)
     assert (first["num_generations"], first["max_completion_length"]) == (4, 64)
     assert (first["gradient_accumulation_steps"], first["steps_per_generation"], first["generation_batch_size"]) == (
         2, 4, 16)
     batch = resolve_plan(c.stages, c.per_device_train_batch_size, 1)[0].batch
     assert (batch.gradient_accumulation_steps, batch.steps_per_generation, batch.generation_batch_size) == (2, 4, 16)
     assert c.to_dict()["stages"][0]["max_completion_length"] == 64
-    # ... while the config keeps the fields as the user gave them.
+    # ... while the config keeps the fields as the user gave them, the stage's unset name included.
+    assert c.stages[0].name is None
     defaults = FastCuRLConfig(output_dir=str(tmp_path), use_cpu=True)
     assert (c.num_generations, c.max_completion_length, c.per_device_train_batch_size) == (
         defaults.num_generations, defaults.max_completion_length, 4)

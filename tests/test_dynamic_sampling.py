@@ -10,7 +10,7 @@ import torch
 
 from fastcurl import CurriculumGRPOTrainer, FastCuRLConfig, StageConfig
 from fastcurl.curriculum.dynamic_sampling import draw_prompts, group_has_spread, merge_groups
-from fastcurl.curriculum.plan import format_plan, plan_curriculum
+from fastcurl.curriculum.plan import format_plan, plan_curriculum, resolve_plan
 from fastcurl.data import make_synthetic_math
 
 GROUP = 4
@@ -118,11 +118,11 @@ def test_extra_prompts_are_whole_groups_the_same_draw_on_every_rank():
 def test_the_plan_bounds_tokens_by_the_rounds_and_rejects_split_groups():
     stage = StageConfig(name="d", dataset="synthetic", rollout_steps=2, prompts_per_rollout_step=3,
                         num_generations=4, max_completion_length=10, dynamic_sampling=True, max_generation_rounds=5)
-    (row,) = plan_curriculum([stage], 4, 1, [None], 1)
+    (row,) = plan_curriculum(resolve_plan([stage], 4, 1, 1), [None])
     assert row.max_generated_tokens == 2 * 3 * 4 * 10 * 5
     assert "dynamic sampling: up to 5 generation rounds" in format_plan([row], 1)
     with pytest.raises(ValueError, match=r"prompts_per_rollout_step \(3\) must be a multiple of the process count"):
-        plan_curriculum([stage], 2, 1, [None], 2)
+        resolve_plan([stage], 2, 2, 1)
     with pytest.raises(ValueError, match="max_generation_rounds must be a positive integer"):
         FastCuRLConfig(output_dir="/tmp/unused", use_cpu=True, report_to="none",
                        stages=[StageConfig(dataset="synthetic", rollout_steps=1, max_generation_rounds=0)])

@@ -341,7 +341,7 @@ def plan(argv: list[str] | None = None) -> None:
     if not args.hub:
         # Read by huggingface_hub when it is first imported (below): no retries against an unreachable Hub.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from .curriculum.plan import format_plan, plan_curriculum, read_recipe_stages
+    from .curriculum.plan import format_plan, plan_curriculum, read_recipe_stages, resolve_plan
 
     if overrides:
         # Planning trains nothing: switch off the precision flags that transformers checks against this machine.
@@ -368,18 +368,20 @@ def plan(argv: list[str] | None = None) -> None:
         stages = [dataclasses.replace(s, dataset=args.dataset) if s.dataset not in (None, "synthetic") else s
                   for s in stages]
 
+    plans = resolve_plan(stages, per_device, args.num_processes, num_iterations)
+
     from .data.loading import DataError, HubDatasetError
     from .data import load_stage_datasets
 
     try:
-        sizes: list[int | None] = [len(d) for d in load_stage_datasets(stages, None)]
+        sizes: list[int | None] = [len(d) for d in load_stage_datasets([p.config for p in plans], None)]
     except (ValueError, OSError) as error:
         if isinstance(error, DataError) and not isinstance(error, HubDatasetError):
             raise  # a local file that cannot become training data: train refuses it, so the plan does too
         print(f"[fastcurl] data sizes unknown: {error}" + ("" if args.hub else " (planning offline: --hub asks the "
               "Hub, --dataset PATH uses a local copy)"), file=sys.stderr)
         sizes = [None] * len(stages)
-    rows = plan_curriculum(stages, per_device, num_iterations, sizes, args.num_processes)
+    rows = plan_curriculum(plans, sizes)
     print(format_plan(rows, args.num_processes))
     if args.json:
         import json

@@ -13,16 +13,15 @@ trainer's ``global_step`` counts *optimizer updates*; a rollout step makes
 
 from __future__ import annotations
 
-import dataclasses
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from trl import GRPOConfig
 
-from .names import default_stage_name, resolve_stage_names, stage_run_name  # noqa: F401 (re-exported)
+from .names import default_stage_name, resolve_stage_names, stage_run_name, with_resolved_names  # noqa: F401
 from ..generation.precision import choose_precision, runs_on_cpu
 from .advance import check_logged
+from .plan import StagePlan, resolve_plan
 from .stages import (  # noqa: F401 (re-exported: the config's public names)
     SEGMENTS,
     STAGE_FIXED_FIELDS,
@@ -39,17 +38,15 @@ FIRST_STAGE_FIELDS = ("num_generations", "max_completion_length", "generation_ba
                       "gradient_accumulation_steps", "per_device_train_batch_size")
 
 
-def first_stage_values(stage: StageConfig, per_device_train_batch_size: int, num_processes: int,
-                       num_iterations: int) -> dict[str, Any]:
+def first_stage_values(plan: StagePlan) -> dict[str, Any]:
     """The values of :data:`FIRST_STAGE_FIELDS` that GRPOTrainer must be built with for a curriculum's first stage."""
-    batch = derive_stage_batch(stage, per_device_train_batch_size, num_processes, num_iterations)
     return {
-        "num_generations": stage.num_generations,
-        "max_completion_length": stage.max_completion_length,
-        "generation_batch_size": batch.generation_batch_size,
-        "steps_per_generation": batch.steps_per_generation,
-        "gradient_accumulation_steps": batch.gradient_accumulation_steps,
-        "per_device_train_batch_size": batch.per_device_train_batch_size,
+        "num_generations": plan.config.num_generations,
+        "max_completion_length": plan.config.max_completion_length,
+        "generation_batch_size": plan.batch.generation_batch_size,
+        "steps_per_generation": plan.batch.steps_per_generation,
+        "gradient_accumulation_steps": plan.batch.gradient_accumulation_steps,
+        "per_device_train_batch_size": plan.batch.per_device_train_batch_size,
     }
 
 
@@ -200,13 +197,11 @@ class FastCuRLConfig(GRPOConfig):
         if getattr(self, "activation_checkpointing", False) is None and self.gradient_checkpointing is not None:
             self.activation_checkpointing = self.gradient_checkpointing
         if self.stages:
+            # Recipes from YAML give mappings; the stages are kept as given otherwise (names are made in the plan).
             self.stages = [
                 s if isinstance(s, StageConfig) else StageConfig.from_dict(s, i) for i, s in enumerate(self.stages)
             ]
-            # Stages are frozen: an unnamed one is replaced by a copy carrying the name resolved for it.
-            self.stages = [s if s.name == name else dataclasses.replace(s, name=name)
-                           for s, name in zip(self.stages, resolve_stage_names(self.stages), strict=True)]
-            for i, stage in enumerate(self.stages):
+            for i, stage in enumerate(with_resolved_names(self.stages)):  # resolved names for the messages only
                 validate_stage(stage, i)
                 if stage.advance_when is not None:
                     check_logged(stage.advance_when, f"Stage {i + 1} ('{stage.name}')",
@@ -216,19 +211,16 @@ class FastCuRLConfig(GRPOConfig):
                     "max_steps is set together with stages. A curriculum's length is the sum of its stages' "
                     "rollout_steps; shorten the stages instead (the CLI's --max_steps_per_stage does that)."
                 )
-            # Our batch errors name the stage; check before TRL's generic ones. WORLD_SIZE is what launchers set.
-            for stage in self.stages:
-                derive_stage_batch(
-                    stage, self.per_device_train_batch_size, int(os.environ.get("WORLD_SIZE", "1")), self.num_iterations
-                )
-        # GRPOConfig checks its batch fields in __post_init__: with stages it checks the first stage's. The fields
-        # are given back as the user set them afterwards; the trainer applies each stage's on its own copy.
+        # GRPOConfig checks its top-level batch fields in __post_init__, before the process count is known here.
+        # With stages those fields are not what trains, so it checks values that pass on any process count (a
+        # full group per device); they are given back as the user set them, and the plan is checked below.
         given = {name: getattr(self, name) for name in FIRST_STAGE_FIELDS} if self.stages else {}
         if self.stages:
-            for name, value in first_stage_values(self.stages[0], self.per_device_train_batch_size,
-                                                  int(os.environ.get("WORLD_SIZE", "1")), self.num_iterations).items():
+            groups = self.stages[0].num_generations
+            neutral = {"num_generations": groups, "per_device_train_batch_size": groups,
+                       "gradient_accumulation_steps": 1, "generation_batch_size": None, "steps_per_generation": None}
+            for name, value in neutral.items():
                 setattr(self, name, value)
-            self.steps_per_generation = None  # GRPOConfig derives it from generation_batch_size
         super().__post_init__()
         if self.think_policy not in ("template", "required", "auto", "none"):
             raise ValueError(
@@ -240,8 +232,8 @@ class FastCuRLConfig(GRPOConfig):
             raise ValueError(f"max_prompt_length must be a positive integer or None, got {self.max_prompt_length}.")
         for name, value in given.items():
             setattr(self, name, value)
-        for stage in self.stages or []:  # fail now, not at the stage boundary, when a batch does not divide
-            derive_stage_batch(stage, self.per_device_train_batch_size, self.world_size, self.num_iterations)
+        if self.stages:  # fail now, not at a stage boundary, when a batch does not divide
+            resolve_plan(self.stages, self.per_device_train_batch_size, self.world_size, self.num_iterations)
 
     def to_dict(self) -> dict[str, Any]:
         d = super().to_dict()

@@ -39,6 +39,17 @@ def resolve_stage_names(stages: list[Any]) -> list[str]:
     return names
 
 
+def with_resolved_names(stages: list[Any]) -> list[Any]:
+    """The stages with their resolved names: copies where a name is made, the given stage objects otherwise.
+
+    Stages are frozen and the user's list is never rewritten; the copies live in the run's plan.
+    """
+    import dataclasses
+
+    return [s if s.name == name else dataclasses.replace(s, name=name)
+            for s, name in zip(stages, resolve_stage_names(stages), strict=True)]
+
+
 def stage_run_name(index: int, name: str) -> str:
     """``stage-<N>-<name>``: a stage's checkpoint directory and its Hub branch (the same string for both)."""
     return f"stage-{index + 1}-{name}"

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .names import resolve_stage_names, stage_run_name
+from .names import stage_run_name, with_resolved_names
 from .stages import StageBatch, StageConfig, derive_stage_batch, validate_stage
 
 # GRPOConfig's defaults of the two top-level fields a plan reads (a test keeps them equal to TRL's).
@@ -27,7 +27,7 @@ class StagePlan:
 
     @property
     def name(self) -> str:
-        return self.config.name  # resolved once, by FastCuRLConfig (names.resolve_stage_names)
+        return self.config.name  # the plan's copy of the stage carries its resolved name (names.with_resolved_names)
 
     @property
     def run_name(self) -> str:
@@ -38,10 +38,14 @@ class StagePlan:
 def resolve_plan(
     stages: Sequence[StageConfig], per_device_train_batch_size: int, num_processes: int, num_iterations: int = 1
 ) -> list[StagePlan]:
-    """One ``StagePlan`` per stage: a pure function of the recipe and the process count (errors name the fix)."""
+    """One ``StagePlan`` per stage: a pure function of the recipe and the process count (errors name the fix).
+
+    The only caller of ``derive_stage_batch`` and of the stage names: the trainer resolves it with
+    ``args.world_size``, the config checks it the same way, ``fastcurl plan`` with ``--num_processes``.
+    """
     return [
         StagePlan(index, stage, derive_stage_batch(stage, per_device_train_batch_size, num_processes, num_iterations))
-        for index, stage in enumerate(stages)
+        for index, stage in enumerate(with_resolved_names(list(stages)))
     ]
 
 
@@ -83,28 +87,22 @@ class StageRow:
 
 
 def read_recipe_stages(recipe: dict[str, Any]) -> tuple[list[StageConfig], int, int]:
-    """A recipe mapping's stages (validated, names resolved), ``per_device_train_batch_size`` and ``num_iterations``.
+    """A recipe mapping's stages (validated), ``per_device_train_batch_size`` and ``num_iterations``.
 
     Without TRL: what ``fastcurl plan`` needs, in about a second. ``fastcurl train`` validates the rest.
     """
-    import dataclasses
-
     if not isinstance(recipe, dict) or not recipe.get("stages"):
         raise ValueError("the recipe has no stages: nothing to plan.")
     stages = [StageConfig.from_dict(s, i) for i, s in enumerate(recipe["stages"])]
-    stages = [s if s.name == n else dataclasses.replace(s, name=n)
-              for s, n in zip(stages, resolve_stage_names(stages), strict=True)]
-    for index, stage in enumerate(stages):
+    for index, stage in enumerate(with_resolved_names(stages)):  # the names only for the messages
         validate_stage(stage, index)
     per_device = int(recipe.get("per_device_train_batch_size", PLAN_DEFAULTS["per_device_train_batch_size"]))
     return stages, per_device, int(recipe.get("num_iterations", PLAN_DEFAULTS["num_iterations"]))
 
 
-def plan_curriculum(stages: Sequence[StageConfig], per_device_train_batch_size: int, num_iterations: int,
-                    dataset_sizes: list[int | None], num_processes: int) -> list[StageRow]:
-    """The stage table: batch fields for ``num_processes`` processes, epochs over each stage's data, token bound."""
+def plan_curriculum(plans: Sequence[StagePlan], dataset_sizes: list[int | None]) -> list[StageRow]:
+    """The stage table of a resolved plan: its batch fields, epochs over each stage's data, the token bound."""
     rows = []
-    plans = resolve_plan(stages, per_device_train_batch_size, num_processes, num_iterations)
     for plan, size in zip(plans, dataset_sizes, strict=True):
         index, stage, batch = plan.index, plan.config, plan.batch
         prompts = stage.rollout_steps * stage.prompts_per_rollout_step

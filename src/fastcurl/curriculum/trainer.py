@@ -45,6 +45,7 @@ from ..run.console import (
     use_stage_progress,
     verbose,
 )
+from ..run.metrics import validation_sets
 from ..run.reward_errors import RewardInterrupted
 from . import stage_checkpoints
 from .advance import check_rules_read_rewards
@@ -121,48 +122,42 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
         silence_library_deprecations()
         args = private_copy(args) if args is not None else None  # the caller's config keeps its values
         stages: list[StageConfig] = list(getattr(args, "stages", None) or [])
+        plans = resolve_plan(stages, args.per_device_train_batch_size, args.world_size, args.num_iterations) \
+            if stages else []
         self.stage_datasets: list[Dataset] = []
-        if stages:
+        if plans:
             if kwargs.get("peft_config") is not None or (not isinstance(model, str) and is_peft_model(model)):
-                check_peft_reference(stages, args.beta)
-            with quiet_library_bars(not verbose(args)):
-                self.stage_datasets = load_stage_datasets(stages, train_dataset)  # before any model loads
+                check_peft_reference([p.config for p in plans], args.beta)
+            with quiet_library_bars(not verbose(args)):  # before any model loads
+                self.stage_datasets = load_stage_datasets([p.config for p in plans], train_dataset)
             train_dataset = self.stage_datasets[0]
             self._base_values = {name: getattr(args, name) for name in STAGE_OVERRIDABLE_FIELDS}
-            construction = construction_values(stages, args)
             # GRPOTrainer is built for the first stage (its buffers, sampler and checks); each stage resets them.
-            first = first_stage_values(stages[0], args.per_device_train_batch_size, args.world_size,
-                                       args.num_iterations)
-            for name, value in {**first, **construction}.items():
+            construction = construction_values(stages, args)
+            for name, value in {**first_stage_values(plans[0]), **construction}.items():
                 setattr(args, name, value)
         # With push_to_hub the run pushes stage branches and the final model itself (fastcurl.run.HubPushCallback);
         # transformers' own per-checkpoint pushes to main would interleave with them, so they stay off.
-        push_stages = bool(getattr(args, "push_to_hub", False)) and bool(stages)
+        push_stages = bool(getattr(args, "push_to_hub", False)) and bool(plans)
         if push_stages:
             args.push_to_hub = False
         setting = getattr(args, "think_policy", None)
-        if processing_class is None and isinstance(model, str) and (stages or setting is not None):
+        if processing_class is None and isinstance(model, str) and (plans or setting is not None):
             processing_class = AutoProcessor.from_pretrained(model, trust_remote_code=args.trust_remote_code)
         reward_funcs, self.think_policy = apply_think_policy(reward_funcs, setting, processing_class,
                                                              announce=os.environ.get("RANK", "0") == "0")
-        check_rules_read_rewards(stages, reward_funcs)  # before the model loads
-        if eval_dataset is None and getattr(args, "eval_benchmarks", None):
-            from ..evaluation import load_benchmark
-
-            eval_dataset = {Path(name).stem: load_benchmark(name, args.eval_data_dir, args.eval_limit)
-                            for name in args.eval_benchmarks}
-        stage_lengths = [s.max_completion_length for s in stages]
-        with server_generation(model, args, stage_lengths), quiet_library_bars(not verbose(args)):
+        check_rules_read_rewards([p.config for p in plans], reward_funcs)  # before the model loads
+        if eval_dataset is None:
+            eval_dataset = validation_sets(args)
+        with server_generation(model, args, [s.max_completion_length for s in stages]), \
+                quiet_library_bars(not verbose(args)):
             super().__init__(model=model, reward_funcs=reward_funcs, args=args, train_dataset=train_dataset,
                              eval_dataset=eval_dataset, processing_class=processing_class, callbacks=callbacks,
                              **kwargs)
         check_trainer_attributes(self)
-        plans: list[StagePlan] = []
-        if stages:
+        if plans:
             for name in construction:
                 setattr(self.args, name, self._base_values[name])
-            plans = resolve_plan(stages, self._base_values["per_device_train_batch_size"],
-                                 self.accelerator.num_processes, self.num_iterations)
             with quiet_library_bars(not verbose(self.args)):
                 tokenizer = getattr(self.processing_class, "tokenizer", self.processing_class)
                 self.stage_datasets = filter_stage_prompts(self.stage_datasets, plans, tokenizer,

@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
+
+
+def validation_sets(args: Any) -> dict[str, Any] | None:
+    """The eval datasets ``args.eval_benchmarks`` names (keyed by file stem), or None when it names none."""
+    if not getattr(args, "eval_benchmarks", None):
+        return None
+    from ..evaluation import load_benchmark
+
+    return {Path(name).stem: load_benchmark(name, args.eval_data_dir, args.eval_limit) for name in args.eval_benchmarks}
 
 
 class ValidationMetrics(TrainerCallback):
