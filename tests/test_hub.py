@@ -73,17 +73,18 @@ def test_failed_upload_is_retried_then_reported_and_local_files_stay(tiny_model_
     run = tmp_path / "run"
     hub.commits.clear()
     hub.fail_commits = 1  # one 503 (retried by huggingface_hub's own backoff), then success
-    pusher = HubPusher("me/again", str(run), token="hf_fake", retry_delay=0.0, max_attempts=3)
+    pusher = HubPusher("me/again", str(run), token="hf_fake")
     pusher.push(run / "stage-1-L1-8", "stage-1-L1-8", "retry me", wait=True)
     commits = [r for r in hub.requests if r == ("POST", "/api/models/me/again/commit/stage-1-L1-8")]
     assert pusher.results[0].ok and len(commits) == 2 and hub.commits[-1]["message"] == "retry me"
-    hub.fail_status, hub.fail_commits = 400, 10  # an error huggingface_hub does not retry: ours does
+    hub.fail_status, hub.fail_commits = 400, 10  # a client error: not worth retrying, reported at once
     pusher.push(run / "stage-2-L3-16", "stage-2-L3-16", "fail me", wait=True)
     failed = pusher.results[1]
-    assert not failed.ok and failed.attempts == 3 and "BadRequestError" in failed.error
+    assert not failed.ok and "BadRequestError" in failed.error
     commits = [r for r in hub.requests if r == ("POST", "/api/models/me/again/commit/stage-2-L3-16")]
-    assert len(commits) == 3
-    assert "could not push" in capsys.readouterr().out
+    assert len(commits) == 1
+    out = capsys.readouterr().out
+    assert "could not push" in out and f"fastcurl push {run} --repo_id me/again" in out
     assert (run / "stage-2-L3-16" / "model.safetensors").exists()
     assert trainer.state.global_step == 2
 
@@ -100,7 +101,7 @@ def test_existing_branch_of_another_run_is_not_overwritten(tiny_model_path, tmp_
 def test_push_command_pushes_an_existing_run(tiny_model_path, tmp_path, hub):
     two_stage_run(tiny_model_path, tmp_path)
     hub.commits.clear()
-    results = push_run(tmp_path / "run", "me/pushed-later", token="hf_fake", retry_delay=0.0)
+    results = push_run(tmp_path / "run", "me/pushed-later", token="hf_fake")
     assert [r.branch for r in results] == ["stage-1-L1-8", "stage-2-L3-16", "main"] and all(r.ok for r in results)
     assert {c["repo"] for c in hub.commits} == {"me/pushed-later"}
 
@@ -138,7 +139,9 @@ def test_no_pushed_file_holds_the_token_and_a_file_that_does_is_refused(tiny_mod
             assert TOKEN.encode() not in content, (commit["branch"], name)
     hub.commits.clear()
     (tmp_path / "run" / "stage-1-L1-8" / "notes.txt").write_text(f"pushed with {TOKEN}")
-    results = push_run(tmp_path / "run", "me/leak", token=TOKEN, retry_delay=0.0)
+    before = len(hub.requests)
+    results = push_run(tmp_path / "run", "me/leak", token=TOKEN)
     refused = results[0]
-    assert not refused.ok and "notes.txt contains the Hub token" in refused.error and refused.attempts == 1
+    assert not refused.ok and "notes.txt contains the Hub token" in refused.error
+    assert ("POST", "/api/models/me/leak/commit/stage-1-L1-8") not in hub.requests[before:]  # not even tried
     assert [c["branch"] for c in hub.commits] == ["stage-2-L3-16", "main"]

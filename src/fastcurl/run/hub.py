@@ -2,8 +2,9 @@
 
 Stage ``k`` of a run goes to the branch ``stage-k-<name>`` of one repository, so every stage's policy is a
 revision users can load (``from_pretrained(repo, revision="stage-1-L1-8k")``). Pushes run in huggingface_hub's
-background worker (``HfApi.run_as_future``, one at a time, in order) and are retried; they never change the
-weights on disk. Optimizer state, pickled arguments (``training_args.bin`` may hold a token) and staging files
+background worker (``HfApi.run_as_future``, one at a time, in order); huggingface_hub retries transient errors
+(429 and 5xx, dropped connections) of the upload and the commit itself. A push that still fails is reported with
+the command that pushes it later; it never changes the weights on disk. Optimizer state, pickled arguments (``training_args.bin`` may hold a token) and staging files
 never leave the machine, and every file is scanned for the Hub token before it is uploaded. A branch that already
 exists and was not pushed by this run is left alone unless ``overwrite_branches`` is set.
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,7 +120,6 @@ class PushResult:
     branch: str
     folder: str
     ok: bool
-    attempts: int
     error: str | None = None
 
 
@@ -155,15 +154,13 @@ def find_secret(folder: Path, secrets: list[str]) -> str | None:
 
 @dataclass
 class HubPusher:
-    """Pushes to one repository in huggingface_hub's background worker, retried, outcomes kept in ``results``."""
+    """Pushes to one repository in huggingface_hub's background worker; outcomes kept in ``results``."""
 
     repo_id: str
     run_dir: str
     token: str | None = None
     private: bool | None = None
     overwrite_branches: bool = False
-    max_attempts: int = 3
-    retry_delay: float = 5.0
     results: list[PushResult] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -188,7 +185,7 @@ class HubPusher:
 
     def push(self, folder: str | Path, branch: str, message: str, wait: bool = False) -> None:
         """Queue ``folder`` for ``branch`` (``main`` for the final model); ``wait`` blocks until it is done."""
-        self._futures.append(self.api.run_as_future(self._push_with_retries, Path(folder), branch, message))
+        self._futures.append(self.api.run_as_future(self._push, Path(folder), branch, message))
         if wait:
             self.wait()
 
@@ -198,28 +195,22 @@ class HubPusher:
             self.results.append(self._futures.pop(0).result())
         return self.results
 
-    def _push_with_retries(self, folder: Path, branch: str, message: str) -> PushResult:
-        error = None
-        for attempt in range(1, self.max_attempts + 1):
-            try:
-                self._push_once(folder, branch, message)
-                logger.info(f"Pushed {folder} to {self.repo_id}@{branch}.")
-                return PushResult(branch, str(folder), True, attempt)
-            except (BranchExistsError, SecretInUploadError) as refused:
-                logger.error(str(refused))
-                print(f"[fastcurl] {refused}", flush=True)
-                return PushResult(branch, str(folder), False, attempt, str(refused))
-            except Exception as failure:  # network, server or auth: retried, then reported
-                error = f"{type(failure).__name__}: {failure}"
-                logger.warning(f"Push of {folder} to {self.repo_id}@{branch} failed (attempt {attempt}): {error}")
-                if attempt < self.max_attempts:
-                    time.sleep(self.retry_delay * attempt)
-        message = (f"[fastcurl] could not push {folder} to {self.repo_id}@{branch} after {self.max_attempts} "
-                   f"attempts ({error}). The local copy is intact; push it later with: fastcurl push "
-                   f"{self.run_dir} --repo_id {self.repo_id}")
-        logger.error(message)
-        print(message, flush=True)
-        return PushResult(branch, str(folder), False, self.max_attempts, error)
+    def _push(self, folder: Path, branch: str, message: str) -> PushResult:
+        try:
+            self._push_once(folder, branch, message)
+        except (BranchExistsError, SecretInUploadError) as refused:
+            logger.error(str(refused))
+            print(f"[fastcurl] {refused}", flush=True)
+            return PushResult(branch, str(folder), False, str(refused))
+        except Exception as failure:  # huggingface_hub has retried what is worth retrying: reported, never raised
+            error = f"{type(failure).__name__}: {failure}"
+            report = (f"[fastcurl] could not push {folder} to {self.repo_id}@{branch} ({error}). The local copy is "
+                      f"intact; push it later with: fastcurl push {self.run_dir} --repo_id {self.repo_id}")
+            logger.error(report)
+            print(report, flush=True)
+            return PushResult(branch, str(folder), False, error)
+        logger.info(f"Pushed {folder} to {self.repo_id}@{branch}.")
+        return PushResult(branch, str(folder), True)
 
     def _push_once(self, folder: Path, branch: str, message: str) -> None:
         card = model_card(self.run_dir, self.repo_id, _read(Path(self.run_dir) / "eval_results.json"))
@@ -254,14 +245,13 @@ class BranchExistsError(RuntimeError):
 
 
 def push_run(run_dir: str | Path, repo_id: str, token: str | None = None, private: bool | None = None,
-             overwrite_branches: bool = False, max_attempts: int = 3, retry_delay: float = 5.0) -> list[PushResult]:
+             overwrite_branches: bool = False) -> list[PushResult]:
     """Push a finished (or partial) run: each stage directory to its branch, the run's final model to ``main``."""
     run_dir = Path(run_dir)
     stages = _read(run_dir / "stage_manifest.json").get("stages", [])
     if not stages and not (run_dir / "config.json").exists():
         raise FileNotFoundError(f"{run_dir} holds no stage_manifest.json and no model: is it a fastcurl run?")
-    pusher = HubPusher(repo_id, str(run_dir), token=token, private=private, overwrite_branches=overwrite_branches,
-                       max_attempts=max_attempts, retry_delay=retry_delay)
+    pusher = HubPusher(repo_id, str(run_dir), token=token, private=private, overwrite_branches=overwrite_branches)
     total = len(_read(run_dir / "run_manifest.json").get("config", {}).get("stages") or stages)
     for stage in stages:
         branch = stage.get("run_name") or stage_branch(stage["index"], stage["name"])  # as the plan named it
