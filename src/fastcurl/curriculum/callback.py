@@ -136,6 +136,18 @@ class CurriculumCallback(TrainerCallback, ExportableState):
             return bool(decision["over"])
         return self.stage_over(state)
 
+    def resume_position(self, saved: dict[str, Any] | None, state: TrainerState) -> tuple[int, int]:
+        """(stage, optimizer updates already made in it) to continue a run at; ``saved`` is this callback's state
+        from the checkpoint (None: a fresh start). Its own saved decision says whether the saved stage is over, so a
+        subclass's rule is what a resume follows, not a rule re-derived by the trainer."""
+        if not saved:
+            self.stage_index, self.stage_start_steps = 0, []
+            return 0, 0
+        self.restore(saved)
+        if self.decided_stage_over(state) and self.stage_index + 1 < len(self.plans):
+            return self.stage_index + 1, 0
+        return self.stage_index, self.updates_done(state)
+
     def end_reason(self, index: int) -> str | None:
         return self.end_reasons.get(index)
 

@@ -61,6 +61,22 @@ def scheduler_span(plans: Sequence[StagePlan], index: int) -> int:
     return sum(p.batch.optimizer_updates for p in plans[start:end])
 
 
+def loop_length(plans: Sequence[StagePlan], dataset_sizes: Sequence[int]) -> dict[str, int]:
+    """transformers' training-loop values (``Trainer.set_initial_training_values``' names) for a curriculum: one
+    epoch per stage, as long as the first stage; the sum of every stage's maximum updates."""
+    first = plans[0]
+    prompts_per_update = first.config.prompts_per_update or first.config.prompts_per_rollout_step
+    return {
+        "num_train_epochs": len(plans),
+        "num_update_steps_per_epoch": max(first.batch.optimizer_updates, 1),
+        "num_examples": sum(dataset_sizes),
+        "num_train_samples": sum(p.config.rollout_steps * p.batch.generation_batch_size for p in plans),
+        "total_train_batch_size": prompts_per_update * first.config.num_generations,  # completions per update
+        "steps_in_epoch": first.batch.optimizer_updates * first.batch.gradient_accumulation_steps,
+        "max_steps": sum(p.batch.optimizer_updates for p in plans),
+    }
+
+
 @dataclass
 class StageRow:
     """One stage of the resolved plan."""

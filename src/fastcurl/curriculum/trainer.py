@@ -38,13 +38,8 @@ from ..generation.vllm_server import server_generation
 from ..rewards.think import apply_think_policy
 from ..run import GracefulStop, standard_run_callbacks
 from ..run.checkpoints import find_last_checkpoint, write_checkpoint
-from ..run.console import (
-    out_of_memory_error,
-    quiet_library_bars,
-    silence_library_deprecations,
-    use_stage_progress,
-    verbose,
-)
+from ..run.console import out_of_memory_error, quiet_library_bars, set_up_console, silence_library_deprecations
+from ..run.console import verbose
 from ..run.metrics import validation_sets
 from ..run.reward_errors import RewardInterrupted
 from . import stage_checkpoints
@@ -53,18 +48,12 @@ from .callback import CurriculumCallback
 from .config import STAGE_OVERRIDABLE_FIELDS, FastCuRLConfig, StageConfig, construction_values, first_stage_values
 from .config import private_copy
 from .dynamic_sampling import generate_with_dynamic_sampling
-from .plan import StagePlan, resolve_plan, scheduler_span
+from .plan import StagePlan, loop_length, resolve_plan, scheduler_span
 from .sampler import StageSampler
 from .solved import SolvedPrompts
 from .stages import STAGE_FIELD_TARGETS, check_peft_reference
-from .transformers_hooks import (
-    TrainingValues,
-    TransformersLoopHooks,
-    check_trainer_attributes,
-    check_transformers,
-    replace_scheduler,
-    reset_generation_buffer,
-)
+from .transformers_hooks import TrainingValues, TransformersLoopHooks, check_trainer_attributes, check_transformers
+from .transformers_hooks import replace_scheduler, reset_generation_buffer
 
 check_transformers()  # the private hooks overridden must have the signatures they are written against
 
@@ -162,10 +151,7 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
                 tokenizer = getattr(self.processing_class, "tokenizer", self.processing_class)
                 self.stage_datasets = filter_stage_prompts(self.stage_datasets, plans, tokenizer,
                                                            self.args.max_prompt_length)
-        precision = getattr(self.args, "precision", None)
-        if precision is not None and self.is_world_process_zero():
-            print(f"[fastcurl] precision: {precision.reason}", flush=True)
-        use_stage_progress(self)
+        set_up_console(self)
         self._bind_length_rewards(self.max_completion_length)
         self.curriculum = self.curriculum_class(plans)
         self.curriculum.allow_recipe_change = bool(getattr(self.args, "resume_with_changed_recipe", False))
@@ -261,34 +247,16 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
     # ---------------------------------------------------------- the loop's mechanism (see transformers_hooks)
 
     def loop_values(self) -> TrainingValues:
-        """The loop's length: one epoch per stage, the sum of every stage's maximum updates."""
-        plans = self.curriculum.plans
-        first = plans[0].batch
-        return TrainingValues(
-            num_train_epochs=len(plans),
-            num_update_steps_per_epoch=max(first.optimizer_updates, 1),
-            num_examples=sum(len(d) for d in self.stage_datasets),
-            num_train_samples=sum(p.config.rollout_steps * p.batch.generation_batch_size for p in plans),
-            total_train_batch_size=first.per_device_train_batch_size * first.gradient_accumulation_steps
-            * self.accelerator.num_processes,
-            steps_in_epoch=first.optimizer_updates * first.gradient_accumulation_steps,
-            max_steps=sum(p.batch.optimizer_updates for p in plans),
-        )
+        """The loop's length: one epoch per stage, the sum of every stage's maximum updates (``plan.loop_length``)."""
+        return TrainingValues(**loop_length(self.curriculum.plans, [len(d) for d in self.stage_datasets]))
 
     def resume_position(self, resumed: bool) -> tuple[int, int]:
-        """(stage, micro-steps done in it) to continue at: the callback's saved state, and its own decision."""
-        saved = self.state.stateful_callbacks.get(type(self.curriculum).__name__) if resumed else None
-        if not saved:
-            self.curriculum.stage_index, self.curriculum.stage_start_steps = 0, []
-            return 0, 0
-        self.curriculum.restore(saved)
-        solved = self.state.stateful_callbacks.get(SolvedPrompts.__name__)
-        if self.solved_prompts is not None and solved:
-            self.solved_prompts.restore(solved)
-        index = self.curriculum.stage_index
-        if self.curriculum.decided_stage_over(self.state) and index + 1 < len(self.curriculum.plans):
-            return index + 1, 0  # the callback, not a rule re-derived here, says the saved stage is over
-        return index, self.curriculum.updates_done(self.state) * self.curriculum.plans[index].batch.gradient_accumulation_steps
+        """(stage, micro-steps done in it) to continue at: the callback restores its saved state and decides."""
+        saved = self.state.stateful_callbacks if resumed else {}
+        index, updates = self.curriculum.resume_position(saved.get(type(self.curriculum).__name__), self.state)
+        if self.solved_prompts is not None and saved.get(SolvedPrompts.__name__):
+            self.solved_prompts.restore(saved[SolvedPrompts.__name__])
+        return index, updates * self.curriculum.plans[index].batch.gradient_accumulation_steps
 
     def run_stage(self, index: int, resuming: bool, run_pass: Callable[[Any, int, int], None]) -> None:
         """One stage: entered, run as one pass of the loop until the callback ends it, then finished."""

@@ -42,6 +42,14 @@ class StageProgressCallback(ProgressCallback):
             super().on_log(args, state, control, logs=logs, **kwargs)
 
 
+def set_up_console(trainer: Any) -> None:
+    """The trainer's console: the precision line chosen for this machine, once, and the stage progress bar."""
+    precision = getattr(trainer.args, "precision", None)
+    if precision is not None and trainer.is_world_process_zero():
+        print(f"[fastcurl] precision: {precision.reason}", flush=True)
+    use_stage_progress(trainer)
+
+
 def use_stage_progress(trainer: Any) -> None:
     """Swap the trainer's ProgressCallback for :class:`StageProgressCallback` (a no-op without a bar)."""
     handler = trainer.callback_handler
