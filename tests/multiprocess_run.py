@@ -100,6 +100,7 @@ def main() -> None:
                             "stopped_by_signal": trainer.stopped_by_signal,
                             "engine_steps": getattr(trainer.model_wrapped, "global_steps", None),
                             "policy": checksum(trainer.accelerator.unwrap_model(trainer.model_wrapped))}) + "\n")
+    trainer.accelerator.end_training()  # as the CLI does: no rank exits with the process group's threads running
 
 
 if __name__ == "__main__":

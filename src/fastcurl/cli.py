@@ -251,12 +251,15 @@ def train(argv: list[str] | None = None) -> None:
         last = find_last_checkpoint(config.output_dir)
         print(f"[fastcurl] stopped by SIGTERM at update {trainer.state.global_step}; checkpoint {last}. "
               f"Continue with: fastcurl train --config ... --resume", flush=True)
-        return
-    trainer.save_final_model()
-    from .plots import plot_training
+    else:
+        trainer.save_final_model()
+        from .plots import plot_training
 
-    path = plot_training(trainer.state.log_history, trainer.curriculum.stage_start_steps, config.output_dir)
-    print(f"[fastcurl] done: {trainer.state.global_step} updates; model in {config.output_dir}; plot {path}")
+        path = plot_training(trainer.state.log_history, trainer.curriculum.stage_start_steps, config.output_dir)
+        print(f"[fastcurl] done: {trainer.state.global_step} updates; model in {config.output_dir}; plot {path}")
+    # Trackers closed and the process group destroyed before exit: a rank that exits with gloo's threads still
+    # running can abort ("terminate called without an active exception") and fail the launcher.
+    trainer.accelerator.end_training()
 
 
 def segment(argv: list[str] | None = None) -> None:
