@@ -53,7 +53,7 @@ from .sampler import StageSampler
 from .solved import SolvedPrompts
 from .stages import STAGE_FIELD_TARGETS, check_peft_reference
 from .transformers_hooks import TrainingValues, TransformersLoopHooks, check_trainer_attributes, check_transformers
-from .transformers_hooks import replace_scheduler, reset_generation_buffer
+from .transformers_hooks import refill_deepspeed_config, replace_scheduler, reset_generation_buffer
 
 check_transformers()  # the private hooks overridden must have the signatures they are written against
 
@@ -125,6 +125,7 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
             construction = construction_values(stages, args)
             for name, value in {**first_stage_values(plans[0]), **construction}.items():
                 setattr(args, name, value)
+            refill_deepspeed_config(args)
         # With push_to_hub the run pushes stage branches and the final model itself (fastcurl.run.HubPushCallback);
         # transformers' own per-checkpoint pushes to main would interleave with them, so they stay off.
         push_stages = bool(getattr(args, "push_to_hub", False)) and bool(plans)

@@ -3,10 +3,11 @@
 A curriculum runs each stage as one pass of transformers' epoch loop, so :class:`TransformersLoopHooks` (a base
 of ``CurriculumGRPOTrainer``) overrides a few private methods and hands each to the trainer's public mechanism
 (``loop_values``, ``resume_position``, ``run_stage``, ``stage_sampler``, ``save_checkpoint_safely``); the few
-private attributes a stage boundary resets are written by the functions at the end of this module only. transformers may rename their parameters or reorder the tuple one of them returns in any
-release; silently, that would make a resume look like a fresh stage (reference and optimizer reset). So the
-signatures relied on are listed here and checked when ``fastcurl.curriculum.trainer`` is imported: a mismatch fails at once
-with the hook's name, what was expected and what is installed, instead of misbehaving hours into a run.
+private attributes a stage boundary resets are written by the functions at the end of this module only.
+transformers may rename their parameters or reorder the tuple one of them returns in any release; silently, that
+would make a resume look like a fresh stage (reference and optimizer reset). So the signatures relied on are
+listed here and checked when ``fastcurl.curriculum.trainer`` is imported: a mismatch fails at once with the hook's
+name, what was expected and what is installed, instead of misbehaving hours into a run.
 
 Relied on (transformers 5.17 to 5.24):
 - ``_run_epoch(model, epoch, train_dataloader, steps_in_epoch, num_update_steps_per_epoch, trial,
@@ -21,6 +22,7 @@ Relied on (transformers 5.17 to 5.24):
 - ``_generate_and_score_completions(inputs)`` (TRL): wrapped for dynamic sampling (``curriculum.dynamic_sampling``).
 - The attributes ``_buffered_inputs``, ``_step`` (TRL's generation buffer and micro-step counter),
   ``_train_batch_size`` (the dataloader's batch) and ``callback_handler.lr_scheduler``, reset at a stage boundary.
+- ``args.hf_deepspeed_config`` and ``args.deepspeed_plugin``: DeepSpeed's batch fields, refilled for the first stage.
 """
 
 from __future__ import annotations
@@ -201,6 +203,23 @@ def check_trainer_attributes(trainer: Any) -> None:
         raise TransformersDriftError(
             f"fastcurl's curriculum writes GRPOTrainer attributes that TRL {trl.__version__} no longer has: "
             f"{', '.join(missing)}. Install the TRL version pyproject.toml names, or report it to fastcurl.")
+
+
+def refill_deepspeed_config(args: Any) -> None:
+    """DeepSpeed's ``"auto"`` batch fields filled again from ``args`` as the first stage sets them.
+
+    transformers fills them once, in ``TrainingArguments.__post_init__``, from the config's own batch fields, and
+    ``Trainer`` keeps that fill when it finds one; a curriculum trains with the first stage's plan instead. This is
+    what ``Trainer`` itself does when a hyperparameter search changes the batch.
+    """
+    if not getattr(args, "deepspeed", None):
+        return
+    from accelerate.utils import DeepSpeedPlugin
+    from transformers.integrations.deepspeed import HfTrainerDeepSpeedConfig
+
+    args.hf_deepspeed_config = HfTrainerDeepSpeedConfig(args.deepspeed)
+    args.hf_deepspeed_config.trainer_config_process(args)
+    args.deepspeed_plugin = DeepSpeedPlugin(hf_ds_config=args.hf_deepspeed_config)
 
 
 def train_metrics(trainer: Any) -> dict[str, list[float]]:

@@ -1,0 +1,68 @@
+"""A DeepSpeed config given as ``deepspeed=`` (a JSON file or dict, as transformers users pass it) trains with the
+first stage's batch: its ``"auto"`` fields are filled from the plan, and fields written out that agree with the
+plan are accepted. transformers fills them when the config is built, before the plan exists."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+USER_SCRIPT = textwrap.dedent("""
+    import json, sys
+    from fastcurl import CurriculumGRPOTrainer, FastCuRLConfig, StageConfig
+    from fastcurl.rewards import accuracy_reward
+
+    model, ds_file = sys.argv[1], sys.argv[2]
+    # 4 prompts x 2 rollouts = 8 completions per update, 2 per device: 4 accumulation steps, 2 updates
+    stage = StageConfig(dataset="synthetic", dataset_kwargs={"num_problems": 32}, segment="L1",
+                        max_completion_length=8, rollout_steps=2, num_generations=2, prompts_per_rollout_step=4)
+    config = FastCuRLConfig(output_dir="out", stages=[stage], per_device_train_batch_size=2, report_to=[],
+                            use_cpu=True, bf16=False, deepspeed=ds_file, save_strategy="no", disable_tqdm=True)
+    trainer = CurriculumGRPOTrainer(model, accuracy_reward, args=config)
+    trainer.train()
+    filled = trainer.args.hf_deepspeed_config.config
+    print("RESULT", json.dumps({
+        "plan_grad_accum": trainer.curriculum.plans[0].batch.gradient_accumulation_steps,
+        "ds_grad_accum": filled["gradient_accumulation_steps"],
+        "ds_micro_batch": filled["train_micro_batch_size_per_gpu"],
+        "ds_train_batch": filled["train_batch_size"],
+        "accelerator_grad_accum": trainer.accelerator.gradient_accumulation_steps,
+        "engine_grad_accum": trainer.model_wrapped.gradient_accumulation_steps(),
+        "engine_steps": trainer.model_wrapped.global_steps,
+        "global_step": trainer.state.global_step,
+        "caller_grad_accum": config.gradient_accumulation_steps,
+    }))
+""")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("grad_accum", ["auto", 4])
+def test_deepspeed_file_trains_with_the_first_stage_batch(grad_accum, tiny_model_path, tmp_path):
+    if importlib.util.find_spec("deepspeed") is None:
+        pytest.skip("DeepSpeed is not installed: DS_BUILD_OPS=0 pip install 'fastcurl[deepspeed]'")
+    (tmp_path / "train.py").write_text(USER_SCRIPT)
+    (tmp_path / "ds.json").write_text(json.dumps({
+        "zero_optimization": {"stage": 2}, "train_micro_batch_size_per_gpu": "auto",
+        "gradient_accumulation_steps": grad_accum, "train_batch_size": "auto"}))
+    port = str(29500 + (os.getpid() + int(time.time())) % 1000)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "DS_ACCELERATOR": "cpu", "HF_HUB_OFFLINE": "1",
+           "RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}
+    result = subprocess.run([sys.executable, "train.py", tiny_model_path, "ds.json"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    values = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("RESULT"))[7:])
+    assert values["plan_grad_accum"] == 4
+    assert values["ds_grad_accum"] == values["accelerator_grad_accum"] == values["engine_grad_accum"] == 4
+    assert (values["ds_micro_batch"], values["ds_train_batch"]) == (2, 8)
+    assert values["global_step"] == values["engine_steps"] == 2  # one DeepSpeed step per optimizer update
+    assert values["caller_grad_accum"] == 1  # the caller's config keeps its own value
