@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from fake_hub import FakeHub
 
@@ -114,6 +116,17 @@ def test_model_card_from_manifests(tiny_model_path, tmp_path, hub):
     assert card.startswith("---\n") and "\nlibrary_name: transformers\n" in card and "\nbase_model: " in card
     assert "| 1 | `stage-1-L1-8` | synthetic [L1] |" in card and "| aime2024 | 25.0 |" in card
     assert "mean_reward" in card and "@article{song2025fastcurl" in card
+
+
+def test_model_card_of_a_manifest_without_the_plan(tmp_path):
+    """Runs written before the manifest kept the plan: unnamed stages are named by the plan's rule."""
+    stage = {"segment": "L2", "max_completion_length": 16384, "num_generations": 8, "rollout_steps": 2}
+    config = {"stages": [{**stage, "name": None}, {**stage, "segment": "L3", "name": None}, {**stage, "name": None}]}
+    (tmp_path / "run_manifest.json").write_text(json.dumps({"model": "base", "config": config}))
+    card = str(model_card(tmp_path, "me/old"))
+    rows = [line.split("`")[1] for line in card.splitlines() if line.startswith("| ") and "`stage-" in line]
+    assert rows == ["stage-1-L2-16k", "stage-2-L3-16k", "stage-3-L2-16k-2"]
+    assert 'revision="stage-1-L2-16k"' in card and "None" not in card.split("## Loading")[0].split("Settings")[0]
 
 
 def test_push_cli(tiny_model_path, tmp_path, hub, capsys):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from fastcurl.run.hub import stage_branch
+from fastcurl.run.hub import model_card, stage_branch
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
@@ -47,3 +47,10 @@ def test_every_consumer_uses_the_same_stage_names(tiny_model_path, tmp_path):
     assert directories == sorted(branches) == sorted(f"stage-{i + 1}-{n}" for i, n in enumerate(expected))
     assert [Path(r["checkpoint"]).name for r in records] == branches
     assert [r["run_name"] for r in records] == [row["run_name"] for row in planned] == branches
+    manifest = json.loads((run / "run_manifest.json").read_text())
+    assert [p["run_name"] for p in manifest["plan"]] == branches  # the recipe's stages stay as given (unnamed)
+    assert [s.get("name") for s in manifest["config"]["stages"]] == [None, None, None, "L2-8-2", None]
+    card = str(model_card(run, "me/names"))
+    assert [line.split("`")[1] for line in card.splitlines() if line.startswith("| ") and "`stage-" in line] \
+        == branches
+    assert f'revision="{branches[0]}"' in card

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..curriculum.names import stage_run_name
+from ..curriculum.names import resolve_stage_names, stage_run_name
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,24 @@ def _read(path: Path) -> dict[str, Any]:
         return {}
 
 
+def planned_stages(run: dict[str, Any], finished: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every planned stage's ``index``, ``name``, ``run_name`` and ``settings``, as the run's plan named them.
+
+    ``run_manifest.json`` keeps the plan; a manifest written before it did gives the recipe's stages, named here
+    by the same rule (``curriculum.names``), or, without either, the finished stages' records.
+    """
+    from types import SimpleNamespace
+
+    if run.get("plan"):
+        return run["plan"]
+    settings = (run.get("config") or {}).get("stages") or [s["settings"] for s in finished]
+    names = resolve_stage_names([SimpleNamespace(name=s.get("name"), segment=s.get("segment"),
+                                                 max_completion_length=s.get("max_completion_length"))
+                                 for s in settings])
+    return [{"index": i, "name": name, "run_name": stage_run_name(i, name), "settings": {**s, "name": name}}
+            for i, (s, name) in enumerate(zip(settings, names, strict=True))]
+
+
 def model_card(run_dir: str | Path, repo_id: str, eval_results: dict[str, Any] | None = None) -> Any:
     """The pushed repository's card (a ``huggingface_hub.ModelCard``; ``str(card)`` is its README.md), from the
     run's manifests."""
@@ -59,7 +77,7 @@ def model_card(run_dir: str | Path, repo_id: str, eval_results: dict[str, Any] |
     config = run.get("config", {})
     base = run.get("model") or config.get("model_name_or_path") or "unknown"
     rewards = config.get("reward_funcs") or ["fastcurl.rewards.accuracy_reward"]
-    planned = config.get("stages") or []
+    planned = planned_stages(run, stages)
     card_data = ModelCardData(library_name="transformers", base_model=None if base == "unknown" else base, tags=TAGS)
     lines = [
         f"# {repo_id.split('/')[-1]}",
@@ -73,16 +91,16 @@ def model_card(run_dir: str | Path, repo_id: str, eval_results: dict[str, Any] |
         "|---|---|---|---|---|---|---|---|",
     ]
     by_index = {s["index"]: s for s in stages}
-    for i, planned_stage in enumerate(planned or [s["settings"] for s in stages]):
+    for planned_stage in planned:
+        i = planned_stage["index"]
         record = by_index.get(i, {})
-        settings = record.get("settings", planned_stage)
-        name = settings["name"]  # resolved by FastCuRLConfig before the run started
+        settings = record.get("settings", planned_stage["settings"])
         data = f"{settings.get('dataset') or 'train_dataset'}"
         if settings.get("segment"):
             data += f" [{settings['segment']}]"
         updates = (f"{record['first_global_step']}-{record['last_global_step']}" if record else "not run")
         lines.append(
-            f"| {i + 1} | `{record.get('run_name') or stage_branch(i, name)}` | {data} | {record.get('dataset_size', '?')} | "
+            f"| {i + 1} | `{planned_stage['run_name']}` | {data} | {record.get('dataset_size', '?')} | "
             f"{settings.get('max_completion_length')} | {settings.get('num_generations')} | "
             f"{settings.get('rollout_steps')} | {updates} |"
         )
@@ -109,8 +127,8 @@ def model_card(run_dir: str | Path, repo_id: str, eval_results: dict[str, Any] |
         f'final = AutoModelForCausalLM.from_pretrained("{repo_id}")',
     ]
     if planned:
-        first = planned[0].get("name") or "stage1"
-        lines.append(f'stage_1 = AutoModelForCausalLM.from_pretrained("{repo_id}", revision="{stage_branch(0, first)}")')
+        lines.append(f'stage_1 = AutoModelForCausalLM.from_pretrained("{repo_id}", '
+                     f'revision="{planned[0]["run_name"]}")')
     lines += ["```", "", "## Citation", "", "```bibtex", CITATION, "```", ""]
     return ModelCard(f"---\n{card_data.to_yaml()}\n---\n\n" + "\n".join(lines))
 

@@ -44,7 +44,15 @@ def git_revision(directory: str | Path = ".") -> str | None:
         return None
 
 
-def write_run_manifest(output_dir: str | Path, config: dict[str, Any], seed: int, model: str | None) -> Path:
+def plan_record(plans: list[Any]) -> list[dict[str, Any]]:
+    """The resolved plan as the run manifest keeps it: what ``fastcurl push`` and the model card name stages by."""
+    return [{"index": p.index, "name": p.name, "run_name": p.run_name, "settings": p.config.to_dict(),
+             "batch": vars(p.batch)} for p in plans]
+
+
+def write_run_manifest(output_dir: str | Path, config: dict[str, Any], seed: int, model: str | None,
+                       plan: list[dict[str, Any]] | None = None) -> Path:
+    """``run_manifest.json``: the config as given, the resolved plan (names, branches, batches), versions."""
     path = Path(output_dir) / "run_manifest.json"
     write_json_atomic(
         path,
@@ -55,6 +63,7 @@ def write_run_manifest(output_dir: str | Path, config: dict[str, Any], seed: int
             "git_revision": git_revision(),
             "packages": package_versions(),
             "config": config,
+            "plan": plan or [],
         },
     )
     return path
@@ -138,7 +147,7 @@ class ManifestCallback(TrainerCallback):
     def on_stage_begin(self, trainer: Any, plan: Any, resumed: bool) -> None:
         if plan.index == 0 and not resumed and trainer.args.should_save:
             write_run_manifest(trainer.args.output_dir, trainer.args.to_dict(), trainer.args.seed,
-                               trainer.model.config._name_or_path)
+                               trainer.model.config._name_or_path, plan_record(trainer.curriculum.plans))
 
     def on_stage_end(self, trainer: Any, plan: Any, record: dict[str, Any]) -> None:
         if trainer.args.should_save:
