@@ -22,6 +22,7 @@ class FakeHub:
         self.fail_commits = fail_commits
         self.fail_status = 503
         self.existing = set(existing_branches)
+        self.fail_requests: dict[str, tuple[int, int]] = {}  # path substring -> (status, how many times)
 
     def client(self) -> httpx2.Client:
         return httpx2.Client(transport=httpx2.MockTransport(self.handle))
@@ -29,6 +30,10 @@ class FakeHub:
     def handle(self, request: httpx2.Request) -> httpx2.Response:
         path = unquote(request.url.path)
         self.requests.append((request.method, path))
+        for part, (status, times) in list(self.fail_requests.items()):
+            if part in path and times > 0:
+                self.fail_requests[part] = (status, times - 1)
+                return httpx2.Response(status, json={"error": "request failed (fake hub)"})
         if path == "/api/repos/create":
             body = json.loads(request.content)
             repo = f"{body.get('organization') or 'user'}/{body['name']}" if "/" not in body["name"] else body["name"]

@@ -91,6 +91,36 @@ def test_failed_upload_is_retried_then_reported_and_local_files_stay(tiny_model_
     assert trainer.state.global_step == 2
 
 
+def test_transient_errors_before_the_upload_are_retried(tmp_path, hub, monkeypatch):
+    """huggingface_hub retries the upload and the commit; fastcurl retries the repository, refs and branch
+    requests before them on the same errors, and fails at once on a client error."""
+    import fastcurl.run.hub as hub_module
+
+    monkeypatch.setattr(hub_module, "RETRY_WAITS", (0.01, 0.01))
+    folder = tmp_path / "run" / "stage-1-x"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    requests = {"/api/repos/create": "POST", "/api/models/me/flaky/refs": "GET",
+                "/api/models/me/flaky/branch/stage-1-x": "POST"}
+    hub.fail_requests = {path: (503, 1) for path in requests}
+    hub.fail_requests["/api/models/me/flaky/refs"] = (429, 2)
+    pusher = hub_module.HubPusher("me/flaky", str(tmp_path / "run"), token="hf_fake")
+    pusher.push(folder, "stage-1-x", "flaky", wait=True)
+    assert pusher.results[0].ok, pusher.results[0].error
+    assert [hub.requests.count((method, path)) for path, method in requests.items()] == [2, 3, 2]
+    assert hub.commits[-1]["branch"] == "stage-1-x"
+
+    hub.requests.clear()
+    hub.fail_requests = {"/api/models/me/flaky/branch/stage-2-x": (403, 1)}
+    pusher.push(folder, "stage-2-x", "refused", wait=True)
+    assert not pusher.results[1].ok and "403" in pusher.results[1].error
+    assert hub.requests.count(("POST", "/api/models/me/flaky/branch/stage-2-x")) == 1
+    hub.requests.clear()
+    hub.fail_requests = {"/api/models/me/flaky/refs": (503, 5)}  # more than the retries
+    pusher.push(folder, "stage-3-x", "gone", wait=True)
+    assert not pusher.results[2].ok and hub.requests.count(("GET", "/api/models/me/flaky/refs")) == 3
+
+
 def test_existing_branch_of_another_run_is_not_overwritten(tiny_model_path, tmp_path, hub):
     hub.existing = {"stage-1-L1-8"}
     trainer = two_stage_run(tiny_model_path, tmp_path)

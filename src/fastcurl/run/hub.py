@@ -2,11 +2,14 @@
 
 Stage ``k`` of a run goes to the branch ``stage-k-<name>`` of one repository, so every stage's policy is a
 revision users can load (``from_pretrained(repo, revision="stage-1-L1-8k")``). Pushes run in huggingface_hub's
-background worker (``HfApi.run_as_future``, one at a time, in order); huggingface_hub retries transient errors
-(429 and 5xx, dropped connections) of the upload and the commit itself. A push that still fails is reported with
-the command that pushes it later; it never changes the weights on disk. Optimizer state, pickled arguments (``training_args.bin`` may hold a token) and staging files
-never leave the machine, and every file is scanned for the Hub token before it is uploaded. A branch that already
-exists and was not pushed by this run is left alone unless ``overwrite_branches`` is set.
+background worker (``HfApi.run_as_future``, one at a time, in order). huggingface_hub retries transient errors
+(429 and 5xx, dropped connections) of the upload and the commit; it does not retry the three small requests
+before them (create the repository, list its branches, create a branch), so :func:`retry_transient` retries
+those on the same errors with the same backoff. A push that still fails is reported with the command that pushes
+it later; it never changes the weights on disk. Optimizer state, pickled arguments (``training_args.bin`` may hold
+a token) and staging files never leave the machine, and every file is scanned for the Hub token before it is
+uploaded. A branch that already exists and was not pushed by this run is left alone unless ``overwrite_branches``
+is set.
 """
 
 from __future__ import annotations
@@ -133,6 +136,30 @@ def model_card(run_dir: str | Path, repo_id: str, eval_results: dict[str, Any] |
     return ModelCard(f"---\n{card_data.to_yaml()}\n---\n\n" + "\n".join(lines))
 
 
+# huggingface_hub's own backoff for uploads: these statuses and network errors, waits of 1, 2, 4, 8, 8 seconds.
+TRANSIENT_STATUS = (408, 429, 500, 502, 503, 504)
+RETRY_WAITS = (1.0, 2.0, 4.0, 8.0, 8.0)
+
+
+def retry_transient(call: Any, *args: Any, **kwargs: Any) -> Any:
+    """``call(*args, **kwargs)``, retried on a transient Hub error. Only for idempotent requests (the repository
+    and branch are created with ``exist_ok``); any other error is raised at once."""
+    import time
+
+    import httpx2
+    from huggingface_hub.errors import HfHubHTTPError
+
+    for wait in (*RETRY_WAITS, None):
+        try:
+            return call(*args, **kwargs)
+        except (HfHubHTTPError, httpx2.TimeoutException, httpx2.NetworkError, httpx2.RemoteProtocolError) as error:
+            status = getattr(getattr(error, "response", None), "status_code", None)
+            if wait is None or (isinstance(error, HfHubHTTPError) and status not in TRANSIENT_STATUS):
+                raise
+            logger.warning(f"Hub request failed ({type(error).__name__}, status {status}); retrying in {wait:.0f} s.")
+            time.sleep(wait)
+
+
 @dataclass
 class PushResult:
     branch: str
@@ -240,17 +267,17 @@ class HubPusher:
                 "that file (or add the file to fastcurl.run.hub.LOCAL_ONLY) and push again with fastcurl push."
             )
         if not self._repo_ready:
-            self.api.create_repo(self.repo_id, private=self.private, exist_ok=True)
+            retry_transient(self.api.create_repo, self.repo_id, private=self.private, exist_ok=True)
             self._repo_ready = True
         if branch != "main":
-            refs = {b.name for b in self.api.list_repo_refs(self.repo_id).branches}
+            refs = {b.name for b in retry_transient(self.api.list_repo_refs, self.repo_id).branches}
             if branch in refs and branch not in self._own_branches() and not self.overwrite_branches:
                 raise BranchExistsError(
                     f"Branch '{branch}' already exists in {self.repo_id} and was not pushed by this run; not "
                     f"overwriting it. Use another repo_id or set hub_overwrite_branches (--overwrite_branches)."
                 )
             if branch not in refs:
-                self.api.create_branch(self.repo_id, branch=branch, exist_ok=True)
+                retry_transient(self.api.create_branch, self.repo_id, branch=branch, exist_ok=True)
                 self._remember(branch)  # ours from now on, so a retry after a failed upload may use it
         self.api.upload_folder(repo_id=self.repo_id, folder_path=str(folder), revision=branch,
                                commit_message=message, ignore_patterns=LOCAL_ONLY)
