@@ -266,9 +266,10 @@ class EarlyTrainer(CurriculumGRPOTrainer):
 def test_resume_asks_the_callback_whether_its_stage_is_over(tiny_model_path, tmp_path):
     """A checkpoint taken at the update where the subclass ended stage 1 resumes in stage 2, as the run did."""
 
-    def run(resume=None):
+    def run(resume=None, **extra):
         recorder = Recorder()
-        args = FastCuRLConfig(**small_config(tmp_path, save_strategy="steps", save_steps=2), stages=two_stages())
+        args = FastCuRLConfig(**small_config(tmp_path, save_strategy="steps", save_steps=2, **extra),
+                              stages=two_stages())
         trainer = EarlyTrainer(model=tiny_model_path, reward_funcs=[recorder], args=args)
         recorder.trainer = trainer
         trainer.train(resume_from_checkpoint=resume)
@@ -284,6 +285,13 @@ def test_resume_asks_the_callback_whether_its_stage_is_over(tiny_model_path, tmp
     assert resumed.curriculum.stage_start_steps == [0, 2]
     assert resumed.state.global_step == 4
     assert {stage for stage, _ in resumed_recorder.calls} == {1}  # no update of stage 1 after the resume
+
+    # transformers' own restore of saved callbacks (for the user's stateful ones) leaves the curriculum's to it
+    resumed, resumed_recorder = run(resume=str(tmp_path / "checkpoint-2"), restore_callback_states_from_checkpoint=True)
+    assert resumed.curriculum.stage_start_steps == [0, 2] and resumed.state.global_step == 4
+    assert {stage for stage, _ in resumed_recorder.calls} == {1}
+    attached = [c for c in resumed.callback_handler.callbacks if isinstance(c, CurriculumCallback)]
+    assert attached == [resumed.curriculum]
 
 
 def test_overlong_penalty_and_dr_grpo_normaliser_follow_the_stage_length(tiny_model_path, tmp_path):

@@ -62,6 +62,8 @@ class CurriculumCallback(TrainerCallback, ExportableState):
             curriculum_class = RewardCurriculum
     """
 
+    restores_own_state = True  # restored by the trainer's resume_position, not by transformers' callback rebuild
+
     def __init__(self, plans: list[StagePlan]) -> None:
         self.plans = plans
         self.stage_index = 0

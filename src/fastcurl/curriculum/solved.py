@@ -28,6 +28,8 @@ def prompt_key(prompt: Any) -> str:
 class SolvedPrompts(TrainerCallback, ExportableState):
     """Counts, per prompt, its rollouts and the right ones; ``solved()`` is every prompt with all of them right."""
 
+    restores_own_state = True  # restored by the trainer's resume_position, not by transformers' callback rebuild
+
     def __init__(self, last_filtered_stage: int) -> None:
         # What the stages from this one on solve is never read: they are not counted (no gathering every update).
         self.last_filtered_stage = last_filtered_stage

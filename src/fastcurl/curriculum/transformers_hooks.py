@@ -17,6 +17,8 @@ Relied on (transformers 5.17 to 5.24):
   returning ``(epochs_trained, steps_trained_in_current_epoch)``: where a resume starts.
 - ``set_initial_training_values(args, dataloader)`` returning the seven values of :class:`TrainingValues`, in
   that order: the loop's length.
+- ``_load_callback_state()``: with ``restore_callback_states_from_checkpoint`` it rebuilds saved callbacks from
+  constructor arguments; the curriculum's callbacks restore themselves (``resume_position``), so it skips them.
 - ``_get_output_dir(trial)`` and ``_save_checkpoint(model, trial)``: where checkpoints are written.
 - ``_get_train_sampler(dataset)`` (TRL's RepeatSampler): wrapped per stage.
 - ``_generate_and_score_completions(inputs)`` (TRL): wrapped for dynamic sampling (``curriculum.dynamic_sampling``).
@@ -45,6 +47,7 @@ RELIED_ON_PARAMETERS: dict[str, tuple[str, ...]] = {
     "_get_output_dir": ("trial",),
     "_save_checkpoint": ("model", "trial"),
     "create_scheduler": ("num_training_steps", "optimizer"),
+    "_load_callback_state": (),
 }
 
 # What two of them return, by the names in their source's last return statement (a reorder or a new value fails).
@@ -156,6 +159,18 @@ class TransformersLoopHooks:
         if not self.curriculum_active:
             return position
         return self.resume_position(resumed=resume_from_checkpoint is not None)
+
+    def _load_callback_state(self):
+        # transformers would rebuild each saved callback as ``type(callback)(**saved["args"])`` and swap it in; the
+        # curriculum's callbacks are built from the plan and restore their own saved state in resume_position.
+        restore_themselves = {type(c).__name__ for c in self.callback_handler.callbacks
+                              if getattr(c, "restores_own_state", False)}
+        saved = self.state.stateful_callbacks
+        self.state.stateful_callbacks = {k: v for k, v in saved.items() if k not in restore_themselves}
+        try:
+            super()._load_callback_state()
+        finally:
+            self.state.stateful_callbacks = saved
 
     def _run_epoch(self, model, epoch, train_dataloader, steps_in_epoch, num_update_steps_per_epoch, trial,
                    ignore_keys_for_eval, start_time, resume_from_checkpoint, epochs_trained,
