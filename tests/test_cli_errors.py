@@ -152,3 +152,16 @@ def test_an_error_raised_while_training_keeps_its_traceback(tiny_model_path, tmp
     assert result.returncode == 1, result.stderr[-3000:]
     assert "Traceback" in result.stderr and "the reward found no score column" in result.stderr
     assert "fastcurl train: error:" not in result.stderr
+
+
+def test_a_length_with_a_unit_a_dataset_mapping_and_a_zero_stage_cap(tmp_path):
+    """Each fails in the checks, before the model loads (the model path does not exist), with one line."""
+    assert_one_line_error(fastcurl("train", "--config", recipe(tmp_path, segment="L1", max_completion_length="8k")),
+                          "Stage 1 ('L1-8k'): max_completion_length must be a positive integer, got '8k'")
+    assert_one_line_error(fastcurl("train", "--config", recipe(tmp_path, dataset={"path": "x.parquet"})),
+                          "dataset must be a file path", "dataset_kwargs")
+    assert_one_line_error(fastcurl("train", "--config", recipe(tmp_path), "--max_steps_per_stage", "0"),
+                          "--max_steps_per_stage must be a positive number of rollout steps, got 0")
+    planned = fastcurl("plan", recipe(tmp_path, max_completion_length=None))
+    assert planned.returncode == 2 and "Traceback" not in planned.stderr, planned.stderr[-2000:]
+    assert "Stage 1 ('stage1-None'): max_completion_length must be a positive integer, got None" in planned.stderr

@@ -89,7 +89,7 @@ def test_yaml_style_overrides_at_top_level(tmp_path):
          r"Stage names must be unique; repeated: a"),
         ([{"rollout_steps": 1, "prompts_per_rollout_step": 3, "num_generations": 2}],
          {"per_device_train_batch_size": 4},
-         r"Stage 'stage1-256': 3 prompts x 2 rollouts = 6 completions per update do not split evenly into 1 "
+         r"Stage 1 \('stage1-256'\): 3 prompts x 2 rollouts = 6 completions per update do not split evenly into 1 "
          r"process\(es\) x 4 per device"),
         ([{"rollout_steps": 1}], {"max_steps": 10}, r"max_steps is set together with stages"),
         (["L1"], {}, r"stages\[0\] must be a mapping"),

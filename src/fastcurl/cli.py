@@ -176,6 +176,9 @@ def parse_train_args(argv: list[str] | None = None, prog: str = "fastcurl train"
         raise ValueError(f"the recipe is not valid YAML: {error}") from error
     if need_model and not run.model_name_or_path:
         parser.error("model_name_or_path is required (in the recipe or as --model_name_or_path).")
+    if run.max_steps_per_stage is not None and run.max_steps_per_stage < 1:
+        raise ValueError(f"--max_steps_per_stage must be a positive number of rollout steps, got "
+                         f"{run.max_steps_per_stage}; leave it out to run every stage in full.")
     if run.max_steps_per_stage is not None and config.stages:
         config.stages = [dataclasses.replace(s, rollout_steps=min(s.rollout_steps, run.max_steps_per_stage))
                          for s in config.stages]

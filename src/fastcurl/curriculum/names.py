@@ -11,8 +11,9 @@ from typing import Any
 
 def default_stage_name(stage: Any, index: int) -> str:
     """``<segment>-<length>`` (``L1-8k``), or ``stage<N>-<length>`` for a stage without a segment."""
-    length = stage.max_completion_length
-    length_text = f"{length // 1024}k" if length % 1024 == 0 else str(length)
+    length = stage.max_completion_length  # not validated yet: a name is made for the messages of the checks too
+    length_text = f"{length // 1024}k" if isinstance(length, int) and length > 0 and length % 1024 == 0 \
+        else str(length)
     return f"{stage.segment or 'stage' + str(index + 1)}-{length_text}"
 
 

@@ -44,7 +44,8 @@ def resolve_plan(
     ``args.world_size``, the config checks it the same way, ``fastcurl plan`` with ``--num_processes``.
     """
     return [
-        StagePlan(index, stage, derive_stage_batch(stage, per_device_train_batch_size, num_processes, num_iterations))
+        StagePlan(index, stage,
+                  derive_stage_batch(stage, per_device_train_batch_size, num_processes, num_iterations, index))
         for index, stage in enumerate(with_resolved_names(list(stages)))
     ]
 

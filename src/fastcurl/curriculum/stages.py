@@ -338,8 +338,15 @@ class StageBatch:
     optimizer_updates: int
 
 
+def stage_label(stage: StageConfig, index: int | None = None) -> str:
+    """How messages name a stage: ``Stage 2 ('L2-16k')``; the number or the name alone where only one is known."""
+    number = f"Stage {index + 1}" if index is not None else "Stage"
+    return f"{number} ('{stage.name}')" if stage.name is not None else number
+
+
 def derive_stage_batch(
-    stage: StageConfig, per_device_train_batch_size: int, num_processes: int, num_iterations: int = 1
+    stage: StageConfig, per_device_train_batch_size: int, num_processes: int, num_iterations: int = 1,
+    index: int | None = None,
 ) -> StageBatch:
     """Translate a stage's prompts-per-step terms into TRL's per-device batch fields.
 
@@ -352,17 +359,17 @@ def derive_stage_batch(
     per_pass = micro * num_processes
     per_update = prompts_per_update * stage.num_generations
     per_rollout = stage.prompts_per_rollout_step * stage.num_generations
-    name = stage.name
+    where = stage_label(stage, index)
     if per_update % per_pass:
         raise ValueError(
-            f"Stage '{name}': {prompts_per_update} prompts x {stage.num_generations} rollouts = {per_update} "
+            f"{where}: {prompts_per_update} prompts x {stage.num_generations} rollouts = {per_update} "
             f"completions per update do not split evenly into {num_processes} process(es) x {micro} per device. "
             f"Choose per_device_train_batch_size so that {num_processes} x per_device_train_batch_size divides "
             f"{per_update}, or change prompts_per_update."
         )
     if stage.dynamic_sampling and stage.prompts_per_rollout_step % num_processes:
         raise ValueError(
-            f"Stage '{name}': dynamic_sampling keeps each prompt's rollouts together on one process, so "
+            f"{where}: dynamic_sampling keeps each prompt's rollouts together on one process, so "
             f"prompts_per_rollout_step ({stage.prompts_per_rollout_step}) must be a multiple of the process count "
             f"({num_processes}). Change prompts_per_rollout_step or the process count."
         )
@@ -406,7 +413,7 @@ def _check_dataset_kwargs(stage: StageConfig, where: str) -> None:
 
 def validate_stage(stage: StageConfig, index: int) -> None:
     """Reject a stage that cannot run, naming the stage and the field, before any model or data loads."""
-    where = f"Stage {index + 1} ('{stage.name}')"
+    where = stage_label(stage, index)
     for name in ("rollout_steps", "max_completion_length", "num_generations", "prompts_per_rollout_step"):
         value = getattr(stage, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -424,6 +431,9 @@ def validate_stage(stage: StageConfig, index: int) -> None:
             f"{where}: prompts_per_update ({per_update}) must divide prompts_per_rollout_step "
             f"({stage.prompts_per_rollout_step}): each rollout step makes a whole number of updates."
         )
+    if stage.dataset is not None and not isinstance(stage.dataset, str):
+        raise ValueError(f"{where}: dataset must be a file path, a Hub dataset name or 'synthetic', got "
+                         f"{stage.dataset!r}; the loader's arguments go in dataset_kwargs.")
     if stage.segment is not None and stage.segment not in SEGMENTS:
         raise ValueError(f"{where}: segment must be one of {', '.join(SEGMENTS)} or empty, got {stage.segment!r}.")
     _check_dataset_kwargs(stage, where)
