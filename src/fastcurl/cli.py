@@ -10,6 +10,7 @@ import dataclasses
 import os
 import sys
 from dataclasses import dataclass, field
+from typing import Any
 
 REWARDS = {
     "accuracy": "fastcurl.rewards:accuracy_reward",
@@ -88,31 +89,66 @@ COMMON_INHERITED = ("output_dir", "learning_rate", "beta", "entropy_coef", "epsi
                     "push_to_hub", "hub_model_id", "seed", "log_level")
 
 
-def _field_help_lines(dataclass_type: type, names: tuple[str, ...] | list[str], width: int = 100) -> list[str]:
-    import dataclasses
+def _field_help_lines(docs: dict[str, tuple[Any, str]], names: Any, width: int = 100) -> list[str]:
     import textwrap
 
-    fields = {f.name: f for f in dataclasses.fields(dataclass_type)}
     lines = []
     for name in names:
-        f = fields[name]
-        default = f.default if f.default is not dataclasses.MISSING else (
-            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
-        text = f.metadata.get("help", "").replace("%%", "%")
+        default, text = docs[name]
         lines.append(f"  --{name} (default: {default!r})")
-        lines.extend(textwrap.wrap(text, width, initial_indent="      ", subsequent_indent="      "))
+        lines.extend(textwrap.wrap(text.replace("%%", "%"), width, initial_indent="      ",
+                                   subsequent_indent="      "))
     return lines
 
 
-def train_help() -> str:
-    """``fastcurl train --help``: the config file, the run's own options and fastcurl's fields first."""
+def field_docs(dataclass_type: type) -> dict[str, tuple[Any, str]]:
+    """Each field's default and help, from the imported dataclass."""
     import dataclasses
 
-    from trl import GRPOConfig
+    docs = {}
+    for f in dataclasses.fields(dataclass_type):
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        docs[f.name] = (default, f.metadata.get("help", ""))
+    return docs
 
-    from .curriculum.config import FastCuRLConfig, StageConfig
 
-    inherited = [f.name for f in dataclasses.fields(GRPOConfig)]
+def config_field_docs(needed: set[str]) -> tuple[dict[str, tuple[Any, str]], list[str]] | None:
+    """FastCuRLConfig's fields' defaults and help and GRPOConfig's field names, read from the source files
+    (``recipe_keys``): importing TRL takes seconds that ``--help`` should not. None where a needed field's
+    default or help is not a literal there (the caller imports the classes instead)."""
+    from .curriculum.recipe_keys import dataclass_fields_from_source, field_default_and_help
+
+    config = dataclass_fields_from_source("fastcurl", "curriculum/config.py", "FastCuRLConfig")
+    grpo = dataclass_fields_from_source("trl", "trainer/grpo_config.py", "GRPOConfig")
+    if config is None or grpo is None:
+        return None
+    docs = {name: field_default_and_help(node) for name, node in config.items()}
+    if any(docs.get(name) is None for name in needed):
+        return None
+    return docs, list(grpo)
+
+
+def train_help(from_source: bool = True) -> str:
+    """``fastcurl train --help``: the config file, the run's own options and fastcurl's fields first."""
+    from .curriculum.stages import StageConfig
+
+    stage_docs = field_docs(StageConfig)
+    run_docs = field_docs(RunArguments)
+    own = [n for names in TRAIN_HELP_GROUPS.values() for n in names]
+    read = config_field_docs(set(own) | set(COMMON_INHERITED)) if from_source else None
+    if read is not None:
+        config_docs, inherited = read
+        missing = [n for n in config_docs if n not in inherited and n not in own]
+        if any(config_docs[n] is None for n in missing):
+            read = None
+    if read is None:
+        from trl import GRPOConfig
+
+        from .curriculum.config import FastCuRLConfig
+
+        config_docs, inherited = field_docs(FastCuRLConfig), [f.name for f in dataclasses.fields(GRPOConfig)]
+        missing = [n for n in config_docs if n not in inherited and n not in own]
     lines = [
         "usage: fastcurl train --config RECIPE.yaml [--field value ...]",
         "",
@@ -125,19 +161,16 @@ def train_help() -> str:
         f"      Also list every inherited GRPOConfig/TrainingArguments field ({len(inherited)} of them).",
         "",
         "Run:",
-        *_field_help_lines(RunArguments, [f.name for f in dataclasses.fields(RunArguments)]),
+        *_field_help_lines(run_docs, run_docs),
     ]
     for group, names in TRAIN_HELP_GROUPS.items():
-        lines += ["", f"{group}:", *_field_help_lines(FastCuRLConfig, names)]
-    own = {n for names in TRAIN_HELP_GROUPS.values() for n in names}
-    missing = [f.name for f in dataclasses.fields(FastCuRLConfig) if f.name not in inherited and f.name not in own]
+        lines += ["", f"{group}:", *_field_help_lines(config_docs, names)]
     if missing:
-        lines += ["", "Other fastcurl fields:", *_field_help_lines(FastCuRLConfig, missing)]
-    stage_fields = [f.name for f in dataclasses.fields(StageConfig)]
+        lines += ["", "Other fastcurl fields:", *_field_help_lines(config_docs, missing)]
     lines += ["", "Stage fields (each entry of a recipe's `stages:` list; set them in the recipe):",
-              *_field_help_lines(StageConfig, stage_fields)]
+              *_field_help_lines(stage_docs, stage_docs)]
     lines += ["", "Common inherited fields (GRPOConfig, TrainingArguments):",
-              *_field_help_lines(FastCuRLConfig, COMMON_INHERITED),
+              *_field_help_lines(config_docs, COMMON_INHERITED),
               "", f"... and {len(inherited) - len(COMMON_INHERITED)} more: `fastcurl train --help_all`, or TRL's "
               "GRPOConfig reference (huggingface.co/docs/trl/grpo_trainer)."]
     return "\n".join(lines)

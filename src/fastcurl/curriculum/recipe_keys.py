@@ -3,7 +3,8 @@
 ``fastcurl train`` parses a recipe into ``FastCuRLConfig`` (a ``GRPOConfig``, so a ``TrainingArguments``) and the
 CLI's ``RunArguments``. Importing TRL to list their fields takes seconds, which ``fastcurl plan`` must not spend, so
 the field names are read from the classes' source files with ``ast`` (about 50 ms), following each base class to
-the file it is imported from. ``tests/test_cli.py`` keeps the result equal to the imported dataclasses' fields.
+the file it is imported from. ``fastcurl train --help`` reads the fields' defaults and help the same way.
+``tests/test_cli_errors.py`` and ``tests/test_first_hour.py`` keep both equal to the imported dataclasses'.
 """
 
 from __future__ import annotations
@@ -46,17 +47,19 @@ def _module_file(module: str, importer: Path, level: int) -> Path | None:
     return None
 
 
-def _class_fields(path: Path, name: str, seen: set[tuple[Path, str]]) -> set[str] | None:
-    """Annotated class attributes of ``name`` in ``path`` and of its bases; None where a base cannot be found."""
+def _class_fields(path: Path, name: str, seen: set[tuple[Path, str]]) -> dict[str, ast.AnnAssign] | None:
+    """Annotated class attributes of ``name`` in ``path`` and of its bases (a subclass's definition wins), with
+    their source nodes; None where a base cannot be found."""
     if (path, name) in seen:
-        return set()
+        return {}
     seen.add((path, name))
     tree = ast.parse(path.read_text())
     node = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name), None)
     if node is None:
         return None
-    names = {n.target.id for n in node.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)
-             and "ClassVar" not in ast.unparse(n.annotation)}
+    own = {n.target.id: n for n in node.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)
+           and "ClassVar" not in ast.unparse(n.annotation)}
+    fields: dict[str, ast.AnnAssign] = {}
     for base in node.bases:
         base_name = ast.unparse(base)
         if base_name in ("object", "Generic"):
@@ -71,8 +74,50 @@ def _class_fields(path: Path, name: str, seen: set[tuple[Path, str]]) -> set[str
         inherited = _class_fields(where, base_name, seen) if where else None
         if inherited is None:
             return None
-        names |= inherited
-    return names
+        fields = {**inherited, **fields}
+    return {**fields, **own}
+
+
+def dataclass_fields_from_source(package: str, file: str, cls: str) -> dict[str, ast.AnnAssign] | None:
+    """``cls``'s fields as written in its source (and its bases'), without importing it; None if unreadable."""
+    root = _package_dir(package)
+    return _class_fields(root / file, cls, set()) if root else None
+
+
+def field_default_and_help(node: ast.AnnAssign) -> tuple[Any, str] | None:
+    """A ``field(default=..., metadata={"help": ...})`` definition's default value and help, when both are
+    literals in the source (a ``default_factory`` of ``list``/``dict`` or a lambda returning a literal counts);
+    None otherwise."""
+    try:
+        value = node.value
+        if value is None:
+            return None
+        if not (isinstance(value, ast.Call) and ast.unparse(value.func) in ("field", "dataclasses.field")):
+            return ast.literal_eval(value), ""
+        arguments = {k.arg: k.value for k in value.keywords}
+        if "default" in arguments:
+            default = ast.literal_eval(arguments["default"])
+        elif "default_factory" in arguments:
+            factory = arguments["default_factory"]
+            named = {"list": [], "dict": {}}
+            if isinstance(factory, ast.Name) and factory.id in named:
+                default = named[factory.id]
+            elif isinstance(factory, ast.Lambda):
+                default = ast.literal_eval(factory.body)
+            else:
+                return None
+        else:
+            default = None
+        metadata = arguments.get("metadata")
+        if metadata is None:
+            return default, ""
+        if not isinstance(metadata, ast.Dict):
+            return None
+        helps = [v for k, v in zip(metadata.keys, metadata.values)
+                 if isinstance(k, ast.Constant) and k.value == "help"]
+        return default, ast.literal_eval(helps[0]) if helps else ""
+    except (ValueError, TypeError, SyntaxError, KeyError):
+        return None
 
 
 @lru_cache(maxsize=1)
@@ -80,11 +125,10 @@ def recipe_field_names() -> frozenset[str] | None:
     """Every top-level key a recipe may set; None when a source file cannot be read (the check is then skipped)."""
     names: set[str] = set(PARSER_KEYS)
     for package, file, cls in RECIPE_DATACLASSES:
-        root = _package_dir(package)
-        fields = _class_fields(root / file, cls, set()) if root else None
+        fields = dataclass_fields_from_source(package, file, cls)
         if fields is None:
             return None
-        names |= fields
+        names |= set(fields)
     return frozenset(name for name in names if not name.startswith("_"))
 
 
