@@ -26,10 +26,12 @@ def recipe(tmp_path: Path, **stage) -> str:
     return str(path)
 
 
-def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str, verb: str = "train") -> None:
     assert result.returncode == 2, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
-    assert result.stderr.startswith("fastcurl train: error: ") and len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith(f"fastcurl {verb}: error: ") and len(result.stderr.strip().splitlines()) == 1, \
+        result.stderr[-2000:]
+    assert "usage:" not in result.stderr and result.stdout == ""
     for fragment in fragments:
         assert fragment in result.stderr
 
@@ -165,3 +167,56 @@ def test_a_length_with_a_unit_a_dataset_mapping_and_a_zero_stage_cap(tmp_path):
     planned = fastcurl("plan", recipe(tmp_path, max_completion_length=None))
     assert planned.returncode == 2 and "Traceback" not in planned.stderr, planned.stderr[-2000:]
     assert "Stage 1 ('stage1-None'): max_completion_length must be a positive integer, got None" in planned.stderr
+
+
+def test_wrong_types_in_a_recipe_or_a_flag_give_one_line_naming_the_field(tmp_path):
+    """Each was a TypeError traceback, or 200 lines of usage before the error, for a user who quoted or nested a
+    value the wrong way; plan and train say the same."""
+    def written(top: dict | None = None, **stage) -> str:
+        path = Path(recipe(tmp_path, **stage))
+        data = yaml.safe_load(path.read_text())
+        own = path.with_name(f"recipe{len(list(tmp_path.glob('recipe*.yaml')))}.yaml")
+        own.write_text(yaml.safe_dump({**data, **(top or {})}))
+        return str(own)
+
+    for path, fragments in (
+        (written({"stages": 5}), ("stages must be a list with one mapping per stage", "got int: 5")),
+        (written(overrides=[1]), ("stages[0]: overrides must be a mapping of GRPOConfig fields",)),
+        (written(reset_optimizer="later"), ("reset_optimizer must be true or false, got 'later'",)),
+        (written(name="my run/1"), ("name must be 1 to 96 letters, digits", "got 'my run/1'")),
+        (written(name=""), ("name must be 1 to 96", "got ''")),
+    ):
+        assert_one_line_error(fastcurl("train", "--config", path), *fragments)
+        assert_one_line_error(fastcurl("plan", path), *fragments, verb="plan")
+    assert_one_line_error(fastcurl("train", "--config", written({"seed": "abc"})),
+                          "seed: invalid int value: 'abc' (from the recipe or the command line")
+    assert_one_line_error(fastcurl("train", "--config", recipe(tmp_path), "--learning_rate", "abc"),
+                          "learning_rate: invalid float value: 'abc'")
+    assert_one_line_error(fastcurl("plan", written({"per_device_train_batch_size": "abc"})),
+                          "per_device_train_batch_size must be a positive integer, got 'abc'", verb="plan")
+    assert_one_line_error(fastcurl("plan", recipe(tmp_path), "--num_processes", "x"),
+                          "num_processes: invalid int value: 'x'", verb="plan")
+    assert_one_line_error(fastcurl("eval", "--samples", "many"), "samples: invalid int value", verb="eval")
+
+
+def test_a_quoted_boolean_in_a_stage_is_read_as_the_cli_reads_it(tmp_path):
+    """`reset_optimizer: "false"` used to stay the string "false", which Python reads as true."""
+    from fastcurl.curriculum.plan import read_recipe_stages
+
+    data = yaml.safe_load(Path(recipe(tmp_path, reset_optimizer="false", reset_reference="False")).read_text())
+    (stage,), _, _ = read_recipe_stages(data)
+    assert stage.reset_optimizer is False and stage.reset_reference is False
+
+
+def test_push_to_hub_while_offline_is_refused_before_training(tiny_model_path, tmp_path):
+    """It trained the whole run, every push failed, and the command exited 0."""
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({
+        "model_name_or_path": tiny_model_path, "output_dir": str(tmp_path / "run"), "use_cpu": True,
+        "report_to": "none", "per_device_train_batch_size": 4, "push_to_hub": True, "hub_model_id": "me/run",
+        "stages": [{"dataset": "synthetic", "dataset_kwargs": {"num_problems": 16}, "max_completion_length": 8,
+                    "num_generations": 4, "prompts_per_rollout_step": 2, "rollout_steps": 1}]}))
+    result = fastcurl("train", "--config", str(path))
+    assert_one_line_error(result, "the Hub is offline here (HF_HUB_OFFLINE=1)", "push_to_hub: false",
+                          f"fastcurl push {tmp_path / 'run'} --repo_id me/run")
+    assert not list((tmp_path / "run").glob("checkpoint-*")) and not list((tmp_path / "run").glob("stage-*"))

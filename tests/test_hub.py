@@ -188,3 +188,56 @@ def test_no_pushed_file_holds_the_token_and_a_file_that_does_is_refused(tiny_mod
     assert not refused.ok and "notes.txt contains the Hub token" in refused.error
     assert ("POST", "/api/models/me/leak/commit/stage-1-L1-8") not in hub.requests[before:]  # not even tried
     assert [c["branch"] for c in hub.commits] == ["stage-2-L3-16", "main"]
+
+
+def test_a_cli_run_whose_pushes_are_refused_exits_1_and_leaves_no_staging_file(tiny_model_path, tmp_path):
+    """A real `fastcurl train` process against an endpoint that refuses every request (a revoked token): the run
+    is saved, the command names the failed pushes and how to retry, and exits 1 instead of 0. The final model
+    is written once (the push saved it before the CLI would), so no hard-link staging file is left behind."""
+    import os
+    import subprocess
+    import sys
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from pathlib import Path
+
+    import yaml
+
+    class Refuses(BaseHTTPRequestHandler):
+        def _refuse(self):
+            body = b'{"error": "Invalid credentials in Authorization header"}'
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = do_PUT = do_HEAD = _refuse
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Refuses)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    run = tmp_path / "run"
+    recipe = tmp_path / "run.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "model_name_or_path": tiny_model_path, "output_dir": str(run), "use_cpu": True, "report_to": "none",
+        "per_device_train_batch_size": 4, "push_to_hub": True, "hub_model_id": "me/run", "save_strategy": "no",
+        "stages": [{"name": "only", "dataset": "synthetic", "dataset_kwargs": {"num_problems": 16},
+                    "max_completion_length": 8, "num_generations": 4, "prompts_per_rollout_step": 2,
+                    "rollout_steps": 1}]}))
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root / "src"), "HF_HUB_OFFLINE": "0", "HF_TOKEN": TOKEN,
+           "HF_ENDPOINT": f"http://127.0.0.1:{server.server_port}"}
+    try:
+        result = subprocess.run([sys.executable, "-m", "fastcurl.cli", "train", "--config", str(recipe)],
+                                capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    finally:
+        server.shutdown()
+    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert "2 Hub push(es) failed (stage-1-only, main)" in result.stderr
+    assert f"fastcurl push {run} --repo_id me/run" in result.stderr
+    assert (run / "model.safetensors").is_file() and (run / "stage-1-only" / "model.safetensors").is_file()
+    assert sorted(p.name for p in run.rglob("*.tmp")) == []

@@ -68,6 +68,9 @@ def test_cli_train_with_recipe_and_overrides(tiny_model_path, tmp_path):
     assert run["config"]["learning_rate"] == 2e-3
     assert [s["name"] for s in run["config"]["stages"]] == ["short", "long"]
     assert run["config"]["stages"][1]["rollout_steps"] == 1
+    # the config as given, not the trainer's copy with stage 1's batch fields written into it
+    assert run["config"]["gradient_accumulation_steps"] == 1 and run["config"]["steps_per_generation"] is None
+    assert run["config"]["per_device_train_batch_size"] == 4 and run["config"]["max_completion_length"] != 8
     assert run["seed"] == 0 and "trl" in run["packages"] and "torch" in run["packages"]
     stages = json.loads((out / "stage_manifest.json").read_text())["stages"]
     assert [(s["index"], s["first_global_step"], s["last_global_step"]) for s in stages] == [(0, 1, 1), (1, 2, 2)]

@@ -30,7 +30,7 @@ def test_a_renamed_parameter_fails_with_the_hook_name_and_the_fix():
                        steps_trained_in_current_epoch):
             pass
 
-    with pytest.raises(TransformersDriftError, match=r"_run_epoch: expected parameters .*epochs_trained.*found"
+    with pytest.raises(TransformersDriftError, match=r"Trainer._run_epoch: expected parameters .*epochs_trained.*found"
                                                      r".*epochs_done.*pip install 'transformers>="):
         check_transformers(RenamedTrainer)
 
@@ -51,7 +51,7 @@ def test_a_reordered_return_tuple_fails():
             )
 
     problems = drift(ReorderedTrainer)
-    assert len(problems) == 1 and problems[0].startswith("set_initial_training_values: expected to return")
+    assert len(problems) == 1 and problems[0].startswith("Trainer.set_initial_training_values: expected to return")
 
 
 def test_a_removed_hook_is_named():
@@ -59,7 +59,7 @@ def test_a_removed_hook_is_named():
         pass
 
     Gone._init_training_state = None  # what a release that drops the method looks like to getattr
-    assert any(p.startswith("_init_training_state") for p in drift(Gone))
+    assert any(p.startswith("Trainer._init_training_state: no longer exists") for p in drift(Gone))
 
 
 def test_the_trainer_overrides_exactly_the_listed_signatures():
@@ -100,9 +100,9 @@ def test_a_reorder_without_parentheses_and_an_extra_returned_value_fail():
             epochs_trained = steps_trained_in_current_epoch = steps_skipped = 0
             return epochs_trained, steps_trained_in_current_epoch, steps_skipped
 
-    assert [p.split(":")[0] for p in drift(Unparenthesized)] == ["set_initial_training_values"]
+    assert [p.split(":")[0] for p in drift(Unparenthesized)] == ["Trainer.set_initial_training_values"]
     problems = drift(ThreeValues)
-    assert len(problems) == 1 and problems[0].startswith("_init_training_state: expected to return")
+    assert len(problems) == 1 and problems[0].startswith("Trainer._init_training_state: expected to return")
     with pytest.raises(TransformersDriftError, match="steps_skipped"):
         check_transformers(ThreeValues)
 
@@ -117,3 +117,36 @@ def test_a_missing_trl_attribute_is_named_when_the_trainer_is_built():
     check_trainer_attributes(SimpleNamespace(_buffered_inputs=None, _step=0, _metrics={}))
     with pytest.raises(TransformersDriftError, match="no longer has: _buffered_inputs, _metrics"):
         check_trainer_attributes(SimpleNamespace(_step=0))
+
+
+def test_an_early_return_in_another_order_a_trl_change_and_an_unreadable_source(monkeypatch):
+    """Every return statement is checked, not only the last; a change in TRL's GRPOTrainer is blamed on TRL;
+    without source, the return order cannot be checked, which is a problem only outside the tested versions."""
+    from trl import GRPOTrainer
+
+    from fastcurl.curriculum import transformers_hooks
+
+    class EarlyReturn(transformers.Trainer):
+        def _init_training_state(self, max_steps, num_update_steps_per_epoch, num_train_epochs,
+                                 resume_from_checkpoint, trial):
+            epochs_trained = steps_trained_in_current_epoch = 0
+            if resume_from_checkpoint is None:
+                return steps_trained_in_current_epoch, epochs_trained
+            return epochs_trained, steps_trained_in_current_epoch
+
+    assert [p.split(":")[0] for p in drift(EarlyReturn)] == ["Trainer._init_training_state"]
+
+    class RenamedSampler(GRPOTrainer):
+        def _get_train_sampler(self, train_dataset=None):
+            pass
+
+    with pytest.raises(TransformersDriftError) as raised:
+        check_transformers(grpo_class=RenamedSampler)
+    message = str(raised.value)
+    assert "TRL's GRPOTrainer changed in trl" in message and "found ('train_dataset',)" in message
+    assert "transformers' Trainer changed" not in message and "pip install 'transformers" not in message
+
+    monkeypatch.setattr(transformers_hooks, "_returned_names", lambda function: None)  # e.g. a .pyc-only install
+    assert drift(transformers.Trainer, version="5.20.1") == []
+    unverified = drift(transformers.Trainer, version="6.0.0")
+    assert len(unverified) == 2 and all("source cannot be read" in p for p in unverified)

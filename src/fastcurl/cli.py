@@ -183,7 +183,9 @@ def parse_train_args(argv: list[str] | None = None, prog: str = "fastcurl train"
 
     import yaml
 
-    parser = TrlParser((FastCuRLConfig, RunArguments), prog=prog, allow_abbrev=False)  # no --learning_rat
+    from .cli_args import one_line_errors
+
+    parser = one_line_errors(TrlParser((FastCuRLConfig, RunArguments), prog=prog, allow_abbrev=False), recipe=True)
     argv = list(argv or [])
     flags = [a for i, a in enumerate(argv) if a != "--config" and (i == 0 or argv[i - 1] != "--config")]
     _, unknown = parser.parse_known_args(flags)  # before the config is built (its checks would speak first)
@@ -296,6 +298,14 @@ def train(argv: list[str] | None = None) -> None:
     # Trackers closed and the process group destroyed before exit: a rank that exits with gloo's threads still
     # running can abort ("terminate called without an active exception") and fail the launcher.
     trainer.accelerator.end_training()
+    from .run import HubPushCallback
+
+    pushes = trainer.run_callback(HubPushCallback)
+    if pushes is not None and pushes.failed:
+        print(f"[fastcurl] {len(pushes.failed)} Hub push(es) failed ({', '.join(r.branch for r in pushes.failed)}); "
+              f"the run is saved in {config.output_dir}. Push it again with: fastcurl push {config.output_dir} "
+              f"--repo_id {pushes.pusher.repo_id}", file=sys.stderr, flush=True)
+        sys.exit(1)
 
 
 def segment(argv: list[str] | None = None) -> None:

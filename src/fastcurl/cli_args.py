@@ -140,12 +140,32 @@ def parse_verb(dataclass_type: type, argv: list[str], prog: str, positional: str
     argv = list(argv)
     if positional and argv and not argv[0].startswith("-"):
         argv = [f"--{positional}", argv[0], *argv[1:]]
-    parser = TrlParser(dataclass_type, prog=prog, description=dataclass_type.__doc__, allow_abbrev=False)
-    try:
-        if remaining:
-            parsed, rest = parser.parse_args_and_config(args=argv, return_remaining_strings=True)
-            return parsed, rest
-        (parsed,) = parser.parse_args_and_config(args=argv)
-    except ValueError as error:
-        parser.error(str(error))
+    parser = one_line_errors(TrlParser(dataclass_type, prog=prog, description=dataclass_type.__doc__,
+                                       allow_abbrev=False))
+    if remaining:
+        parsed, rest = parser.parse_args_and_config(args=argv, return_remaining_strings=True)
+        return parsed, rest
+    (parsed,) = parser.parse_args_and_config(args=argv)
     return parsed
+
+
+def one_line_errors(parser, recipe: bool = False):
+    """``parser`` whose errors raise ValueError instead of printing the usage (up to 200 lines for ``train``).
+
+    ``fastcurl`` prints a ValueError as one ``fastcurl VERB: error: ...`` line and exits 2, as argparse would,
+    with a pointer to ``--help``. A value from the recipe is checked by the same argparse type as a flag's, so
+    the message says where it may have come from.
+    """
+    verb = parser.prog
+
+    def error(message: str):
+        if message.startswith("argument --"):
+            field_name = message.split()[1].split("/")[0].strip("-:")
+            where = "from the recipe or the command line; " if recipe else ""
+            message = f"{field_name}: {message.split(': ', 1)[-1]} ({where}`{verb} --help` shows each field)"
+        else:
+            message += f" (`{verb} --help` shows the options)"
+        raise ValueError(message)
+
+    parser.error = error
+    return parser

@@ -29,6 +29,7 @@ from .stages import (  # noqa: F401 (re-exported: the config's public names)
     StageBatch,
     StageConfig,
     derive_stage_batch,
+    stages_from_recipe,
     validate_stage,
 )
 
@@ -198,9 +199,7 @@ class FastCuRLConfig(GRPOConfig):
             self.activation_checkpointing = self.gradient_checkpointing
         if self.stages:
             # Recipes from YAML give mappings; the stages are kept as given otherwise (names are made in the plan).
-            self.stages = [
-                s if isinstance(s, StageConfig) else StageConfig.from_dict(s, i) for i, s in enumerate(self.stages)
-            ]
+            self.stages = stages_from_recipe(self.stages)
             for i, stage in enumerate(with_resolved_names(self.stages)):  # resolved names for the messages only
                 validate_stage(stage, i)
                 if stage.advance_when is not None:

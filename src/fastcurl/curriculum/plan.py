@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .names import stage_run_name, with_resolved_names
-from .stages import StageBatch, StageConfig, derive_stage_batch, validate_stage
+from .stages import StageBatch, StageConfig, derive_stage_batch, stages_from_recipe, validate_stage
 
 # GRPOConfig's defaults of the two top-level fields a plan reads (a test keeps them equal to TRL's).
 PLAN_DEFAULTS = {"per_device_train_batch_size": 8, "num_iterations": 1}
@@ -110,11 +110,24 @@ def read_recipe_stages(recipe: dict[str, Any]) -> tuple[list[StageConfig], int, 
     """
     if not isinstance(recipe, dict) or not recipe.get("stages"):
         raise ValueError("the recipe has no stages: nothing to plan.")
-    stages = [StageConfig.from_dict(s, i) for i, s in enumerate(recipe["stages"])]
+    stages = stages_from_recipe(recipe["stages"])
     for index, stage in enumerate(with_resolved_names(stages)):  # the names only for the messages
         validate_stage(stage, index)
-    per_device = int(recipe.get("per_device_train_batch_size", PLAN_DEFAULTS["per_device_train_batch_size"]))
-    return stages, per_device, int(recipe.get("num_iterations", PLAN_DEFAULTS["num_iterations"]))
+    per_device, num_iterations = (_positive_int(recipe, key) for key in ("per_device_train_batch_size",
+                                                                         "num_iterations"))
+    return stages, per_device, num_iterations
+
+
+def _positive_int(recipe: dict[str, Any], key: str) -> int:
+    """A top-level count as ``fastcurl train`` would read it (``"4"`` is 4), or an error naming the field."""
+    value = recipe.get(key, PLAN_DEFAULTS[key])
+    try:
+        number = int(value) if not isinstance(value, (bool, float)) else None
+    except (TypeError, ValueError):
+        number = None
+    if number is None or number < 1:
+        raise ValueError(f"{key} must be a positive integer, got {value!r}.")
+    return number
 
 
 def plan_curriculum(plans: Sequence[StagePlan], dataset_sizes: list[int | None]) -> list[StageRow]:

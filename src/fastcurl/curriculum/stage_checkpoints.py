@@ -108,6 +108,8 @@ def save_final_model(trainer: Any, output_dir: str | None = None) -> Path:
     are hard-linked instead of written a second time: a finished curriculum keeps one copy on disk.
     """
     out = Path(output_dir or trainer.args.output_dir)
+    if getattr(trainer, "_final_model_saved", None) == (out, trainer.state.global_step):
+        return out  # the Hub push saved it already; the CLI's save after train() is then nothing to do
     source = None
     if trainer.curriculum_active and trainer.args.save_stage_checkpoints:
         last = len(trainer.curriculum.plans) - 1
@@ -119,4 +121,5 @@ def save_final_model(trainer: Any, output_dir: str | None = None) -> Path:
     elif trainer.args.should_save:
         link_policy_files(source, out)
     trainer.accelerator.wait_for_everyone()
+    trainer._final_model_saved = (out, trainer.state.global_step)
     return out

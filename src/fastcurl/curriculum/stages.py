@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -182,7 +183,8 @@ class StageConfig:
     )
     name: str | None = field(
         default=None,
-        metadata={"help": "Stage name used in checkpoints, logs and Hub branches. Default: '<segment>-<length>'."},
+        metadata={"help": "Stage name used in checkpoints, logs and Hub branches: letters, digits, '.', '_' and "
+                          "'-'. Default: '<segment>-<length>'."},
     )
     dataset: str | None = field(
         default=None,
@@ -257,12 +259,16 @@ class StageConfig:
             raise ValueError(f"stages[{index}] must be a mapping of stage fields, got {type(data).__name__}: {data!r}")
         own = {f.name for f in dataclasses.fields(cls)}
         kwargs: dict[str, Any] = {}
-        overrides = dict(data.get("overrides") or {})
+        overrides = data.get("overrides") or {}
+        if not isinstance(overrides, dict):
+            raise ValueError(f"stages[{index}]: overrides must be a mapping of GRPOConfig fields to values "
+                             f"(overrides: {{beta: 0.001}}), got {overrides!r}.")
+        overrides = dict(overrides)
         for key, value in data.items():
             if key == "overrides":
                 continue
             if key in own:
-                kwargs[key] = value
+                kwargs[key] = _as_bool(value) if key in STAGE_BOOL_FIELDS else value
             elif key in STAGE_OVERRIDABLE_FIELDS or key in STAGE_FIXED_FIELDS or key in _grpo_fields():
                 if key in overrides and overrides[key] != value:
                     raise ValueError(f"stages[{index}]: '{key}' is set twice, {value!r} and overrides.{key}: "
@@ -281,6 +287,26 @@ class StageConfig:
     def to_dict(self) -> dict[str, Any]:
         """The stage's fields as plain, mutable Python values (YAML and JSON ready)."""
         return {f.name: thawed(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+def stages_from_recipe(value: Any) -> list[StageConfig]:
+    """A recipe's ``stages:`` as StageConfigs, each mapping checked as it is read (StageConfigs are kept)."""
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"stages must be a list with one mapping per stage (`- {{rollout_steps: 160, ...}}`), "
+                         f"got {type(value).__name__}: {value!r}.")
+    return [s if isinstance(s, StageConfig) else StageConfig.from_dict(s, i) for i, s in enumerate(value)]
+
+
+STAGE_BOOL_FIELDS = tuple(f.name for f in dataclasses.fields(StageConfig) if f.type == "bool")
+# A branch- and directory-safe name: it becomes ``stage-N-<name>`` on disk and on the Hub.
+_STAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
+
+
+def _as_bool(value: Any) -> Any:
+    """YAML's quoted ``"false"`` read as TRL's parser reads it; anything else is left for validate_stage to name."""
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "yes", "no"):
+        return value.strip().lower() in ("true", "yes")
+    return value
 
 
 # The type of each overridable field (YAML reads ``5e-4`` as a string: it is parsed here, as TRL's parser does).
@@ -319,11 +345,17 @@ def _parsed(key: str, value: Any, index: int) -> Any:
                      f"{' (an integer)' if kind is int else ''}, got {value!r}.")
 
 
-def _grpo_fields() -> set[str]:
-    """GRPOConfig's field names; imported only for a key that is no stage field (an error path)."""
-    from trl import GRPOConfig
+def _grpo_fields() -> frozenset[str]:
+    """The config's field names (GRPOConfig's and the run's), read from source without importing TRL; asked only
+    for a key that is no stage field, which validate_stage then names as one that cannot change per stage."""
+    from .recipe_keys import recipe_field_names
 
-    return {f.name for f in dataclasses.fields(GRPOConfig)}
+    names = recipe_field_names()
+    if names is None:
+        from trl import GRPOConfig
+
+        names = frozenset(f.name for f in dataclasses.fields(GRPOConfig))
+    return names
 
 
 @dataclass(frozen=True)
@@ -414,6 +446,13 @@ def _check_dataset_kwargs(stage: StageConfig, where: str) -> None:
 def validate_stage(stage: StageConfig, index: int) -> None:
     """Reject a stage that cannot run, naming the stage and the field, before any model or data loads."""
     where = stage_label(stage, index)
+    if stage.name is not None and (not isinstance(stage.name, str) or not _STAGE_NAME.fullmatch(stage.name)
+                                   or ".." in stage.name or stage.name.endswith((".", ".lock"))):
+        raise ValueError(f"{where}: name must be 1 to 96 letters, digits, '.', '_' or '-', starting with a letter "
+                         f"or digit (it names a checkpoint directory and a Hub branch), got {stage.name!r}.")
+    for name in STAGE_BOOL_FIELDS:
+        if not isinstance(getattr(stage, name), bool):
+            raise ValueError(f"{where}: {name} must be true or false, got {getattr(stage, name)!r}.")
     for name in ("rollout_steps", "max_completion_length", "num_generations", "prompts_per_rollout_step"):
         value = getattr(stage, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:

@@ -52,8 +52,9 @@ from .plan import StagePlan, loop_length, resolve_plan, scheduler_span
 from .sampler import StageSampler
 from .solved import SolvedPrompts
 from .stages import STAGE_FIELD_TARGETS, check_peft_reference
-from .transformers_hooks import TrainingValues, TransformersLoopHooks, check_trainer_attributes, check_transformers
-from .transformers_hooks import refill_deepspeed_config, replace_scheduler, reset_generation_buffer
+from .transformers_hooks import (TrainingValues, TransformersLoopHooks, check_trainer_attributes, check_transformers,
+                                 refill_deepspeed_config, replace_scheduler, reset_generation_buffer,
+                                 set_deepspeed_accumulation)
 
 check_transformers()  # the private hooks overridden must have the signatures they are written against
 
@@ -109,6 +110,8 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
         **kwargs: Any,
     ) -> None:
         silence_library_deprecations()
+        # The run's manifest records the config as given; the trainer writes stage values into its own copy.
+        self.args_as_given = args.to_dict() if args is not None else None
         args = private_copy(args) if args is not None else None  # the caller's config keeps its values
         stages: list[StageConfig] = list(getattr(args, "stages", None) or [])
         plans = resolve_plan(stages, args.per_device_train_batch_size, args.world_size, args.num_iterations) \
@@ -125,12 +128,15 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
             construction = construction_values(stages, args)
             for name, value in {**first_stage_values(plans[0]), **construction}.items():
                 setattr(args, name, value)
-            refill_deepspeed_config(args)
+            refill_deepspeed_config(args, plans)
         # With push_to_hub the run pushes stage branches and the final model itself (fastcurl.run.HubPushCallback);
         # transformers' own per-checkpoint pushes to main would interleave with them, so they stay off.
         push_stages = bool(getattr(args, "push_to_hub", False)) and bool(plans)
         if push_stages:
             args.push_to_hub = False
+        # Built before the model loads, so a run feature that cannot work (a push while offline) fails first.
+        run_callbacks = standard_run_callbacks(args, push_to_hub=push_stages) if run_callbacks is None \
+            else run_callbacks
         setting = getattr(args, "think_policy", None)
         if processing_class is None and isinstance(model, str) and (plans or setting is not None):
             processing_class = AutoProcessor.from_pretrained(model, trust_remote_code=args.trust_remote_code)
@@ -161,8 +167,7 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
         self.solved_prompts = SolvedPrompts(last_filtered_stage=max(filtered)) if filtered else None
         if self.solved_prompts is not None:
             self.add_callback(self.solved_prompts)
-        for callback in standard_run_callbacks(self.args, push_to_hub=push_stages) if run_callbacks is None \
-                else run_callbacks:
+        for callback in run_callbacks:
             self.add_callback(callback)
 
     @property
@@ -206,6 +211,7 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
         stage, batch = plan.config, plan.batch
         self.curriculum.begin_stage(index, self.state.global_step)
         self.args.gradient_accumulation_steps = batch.gradient_accumulation_steps
+        set_deepspeed_accumulation(self, batch.gradient_accumulation_steps)
         self.args.steps_per_generation = batch.steps_per_generation
         self.args.generation_batch_size = batch.generation_batch_size
         self.args.num_generations = self.num_generations = stage.num_generations

@@ -24,7 +24,8 @@ Relied on (transformers 5.17 to 5.24):
 - ``_generate_and_score_completions(inputs)`` (TRL): wrapped for dynamic sampling (``curriculum.dynamic_sampling``).
 - The attributes ``_buffered_inputs``, ``_step`` (TRL's generation buffer and micro-step counter),
   ``_train_batch_size`` (the dataloader's batch) and ``callback_handler.lr_scheduler``, reset at a stage boundary.
-- ``args.hf_deepspeed_config`` and ``args.deepspeed_plugin``: DeepSpeed's batch fields, refilled for the first stage.
+- ``args.hf_deepspeed_config`` and ``args.deepspeed_plugin``: DeepSpeed's batch fields, refilled for the first stage;
+  the plugin's ``deepspeed_config`` and the engine's ``set_train_batch_size``: each later stage's accumulation.
 """
 
 from __future__ import annotations
@@ -80,8 +81,8 @@ class TransformersDriftError(RuntimeError):
     """The installed transformers changed a private hook the curriculum relies on."""
 
 
-def _returned_names(function: Any) -> tuple[str, ...] | None:
-    """The names in a function's last ``return a, b, ...`` statement, or None when its source is unavailable."""
+def _returned_names(function: Any) -> list[tuple[str, ...]] | None:
+    """The names in each of a function's ``return a, b, ...`` statements, or None when its source is unavailable."""
     import ast
     import textwrap
 
@@ -89,56 +90,81 @@ def _returned_names(function: Any) -> tuple[str, ...] | None:
         tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
     except (OSError, TypeError, SyntaxError):
         return None
-    returns = [node for node in ast.walk(tree) if isinstance(node, ast.Return) and node.value is not None]
-    if not returns:
-        return None
-    value = max(returns, key=lambda node: node.lineno).value
-    items = value.elts if isinstance(value, ast.Tuple) else [value]
-    return tuple(item.id if isinstance(item, ast.Name) else ast.unparse(item) for item in items)
+    returned = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Return) and node.value is not None:
+            items = node.value.elts if isinstance(node.value, ast.Tuple) else [node.value]
+            returned.append(tuple(item.id if isinstance(item, ast.Name) else ast.unparse(item) for item in items))
+    return returned
 
 
-def drift(trainer_class: type, grpo_class: type | None = None) -> list[str]:
-    """What differs between ``trainer_class`` (transformers' Trainer) and what this module relies on.
+def _tested(version: str) -> bool:
+    """Whether ``version`` of transformers lies in the range this module was checked against."""
+    from packaging.version import Version
 
-    With ``grpo_class`` (TRL's GRPOTrainer) its relied-on hooks are checked too.
+    release = Version(version).release[:2]
+    return Version(TESTED_TRANSFORMERS[0]).release[:2] <= release <= Version(TESTED_TRANSFORMERS[1]).release[:2]
+
+
+def drift(trainer_class: type, grpo_class: type | None = None, version: str | None = None) -> list[str]:
+    """What differs between ``trainer_class`` (transformers' Trainer) and what this module relies on, each problem
+    prefixed with its owner (``Trainer.`` or ``GRPOTrainer.``).
+
+    With ``grpo_class`` (TRL's GRPOTrainer) its relied-on hooks are checked too. Where a method's source cannot
+    be read, its return order is unverifiable: accepted for a ``version`` of transformers in the tested range,
+    a problem outside it.
     """
     problems = []
     relied_on = [(trainer_class, name, expected) for name, expected in RELIED_ON_PARAMETERS.items()]
     if grpo_class is not None:
         relied_on += [(grpo_class, name, expected) for name, expected in RELIED_ON_TRL_PARAMETERS.items()]
     for owner, name, expected in relied_on:
+        where = f"{'GRPOTrainer' if owner is grpo_class else 'Trainer'}.{name}"
         method = getattr(owner, name, None)
         if method is None:
-            problems.append(f"{name}: no longer exists")
+            problems.append(f"{where}: no longer exists")
             continue
         found = tuple(p for p in inspect.signature(method).parameters if p != "self")
         if found != expected:
-            problems.append(f"{name}: expected parameters {expected}, found {found}")
+            problems.append(f"{where}: expected parameters {expected}, found {found}")
     for name, fields in RELIED_ON_RETURNS.items():
         method = getattr(trainer_class, name, None)
-        returned = _returned_names(method) if method is not None else None
-        if returned is not None and returned != fields:
-            problems.append(f"{name}: expected to return {fields}, returns {returned}")
+        if method is None:
+            continue  # named above
+        returned = _returned_names(method)
+        if returned is None:
+            if version is not None and not _tested(version):
+                problems.append(f"Trainer.{name}: its source cannot be read, so the order of its returned values "
+                                "cannot be checked on an untested transformers")
+            continue
+        for names in returned:
+            if names != fields:
+                problems.append(f"Trainer.{name}: expected to return {fields}, returns {names}")
     return problems
 
 
-def check_transformers(trainer_class: type | None = None) -> None:
-    """Raise :class:`TransformersDriftError` naming every hook that changed; called at import of the trainer."""
-    from trl import GRPOTrainer
+def check_transformers(trainer_class: type | None = None, grpo_class: type | None = None) -> None:
+    """Raise :class:`TransformersDriftError` naming every hook that changed, and in which library; called at import
+    of the trainer (the classes are the installed ones unless given)."""
+    import transformers
+    import trl
 
-    if trainer_class is None:
-        from transformers import Trainer as trainer_class
-    problems = drift(trainer_class, GRPOTrainer)
-    if problems:
-        import transformers
-
-        raise TransformersDriftError(
-            f"fastcurl's curriculum relies on private hooks of transformers' Trainer that changed in transformers "
-            f"{transformers.__version__} (tested with {TESTED_TRANSFORMERS[0]} to {TESTED_TRANSFORMERS[1]}): "
-            + "; ".join(problems)
+    problems = drift(trainer_class or transformers.Trainer, grpo_class or trl.GRPOTrainer, transformers.__version__)
+    if not problems:
+        return
+    in_trl = [p for p in problems if p.startswith("GRPOTrainer.")]
+    in_transformers = [p for p in problems if p not in in_trl]
+    parts = []
+    if in_transformers:
+        parts.append(
+            f"private hooks of transformers' Trainer changed in transformers {transformers.__version__} (tested "
+            f"with {TESTED_TRANSFORMERS[0]} to {TESTED_TRANSFORMERS[1]}): " + "; ".join(in_transformers)
             + f". Install a tested version: pip install 'transformers>={TESTED_TRANSFORMERS[0]},<="
-            f"{TESTED_TRANSFORMERS[1]}.99'."
-        )
+            f"{TESTED_TRANSFORMERS[1]}.99'")
+    if in_trl:
+        parts.append(f"private hooks of TRL's GRPOTrainer changed in trl {trl.__version__}: " + "; ".join(in_trl)
+                     + ". Install the trl version pyproject.toml names")
+    raise TransformersDriftError("fastcurl's curriculum relies on " + ". It also relies on ".join(parts) + ".")
 
 
 class TransformersLoopHooks:
@@ -220,8 +246,12 @@ def check_trainer_attributes(trainer: Any) -> None:
             f"{', '.join(missing)}. Install the TRL version pyproject.toml names, or report it to fastcurl.")
 
 
-def refill_deepspeed_config(args: Any) -> None:
+def refill_deepspeed_config(args: Any, plans: list[Any]) -> None:
     """DeepSpeed's ``"auto"`` batch fields filled again from ``args`` as the first stage sets them.
+
+    A batch field the DeepSpeed config writes out must hold for every stage (DeepSpeed would refuse the first
+    stage's at ``train()``, and a later stage's goes unchecked), so a disagreement fails here, before the model
+    loads, naming the stage and the fix.
 
     transformers fills them once, in ``TrainingArguments.__post_init__``, from the config's own batch fields, and
     ``Trainer`` keeps that fill when it finds one; a curriculum trains with the first stage's plan instead. This is
@@ -229,6 +259,7 @@ def refill_deepspeed_config(args: Any) -> None:
     """
     if not getattr(args, "deepspeed", None):
         return
+    check_deepspeed_batch(args.deepspeed, plans, args.world_size)
     from accelerate.utils import DeepSpeedPlugin
     from transformers.integrations.deepspeed import HfTrainerDeepSpeedConfig
 
@@ -263,3 +294,44 @@ def replace_scheduler(trainer: Any) -> None:
 def eval_metric_buffers(trainer: Any) -> dict[str, list[float]]:
     """TRL's per-mode metric buffers of the evaluation just run (``GRPOTrainer._metrics["eval"]``)."""
     return trainer._metrics["eval"]
+
+
+def set_deepspeed_accumulation(trainer: Any, steps: int) -> None:
+    """A stage's accumulation given to DeepSpeed's engine and the accelerator too, not only to ``args``.
+
+    transformers decides each update's boundary from ``args`` and accelerate passes it to the engine, so updates
+    were right without this; the engine's and the accelerator's own counts (its batch size, its logs) follow it.
+    """
+    engine = trainer.model_wrapped
+    if not getattr(trainer, "is_deepspeed_enabled", False) or not hasattr(engine, "set_train_batch_size"):
+        return
+    engine.set_train_batch_size(engine.train_micro_batch_size_per_gpu() * engine.dp_world_size * steps)
+    # accelerate copies the plugin's value back into the accelerator whenever a dataloader is prepared
+    trainer.accelerator.state.deepspeed_plugin.deepspeed_config["gradient_accumulation_steps"] = steps
+    trainer.accelerator.gradient_accumulation_steps = steps
+
+
+def check_deepspeed_batch(deepspeed: str | dict, plans: list[Any], world_size: int) -> None:
+    """Each batch field a DeepSpeed config sets (not ``"auto"``) equals every stage's value on ``world_size``."""
+    import json
+
+    from .stages import stage_label
+
+    if isinstance(deepspeed, str):
+        with open(deepspeed) as handle:
+            deepspeed = json.load(handle)
+    for plan in plans:
+        batch = plan.batch
+        planned = {"gradient_accumulation_steps": batch.gradient_accumulation_steps,
+                   "train_micro_batch_size_per_gpu": batch.per_device_train_batch_size,
+                   "train_batch_size": batch.per_device_train_batch_size * batch.gradient_accumulation_steps
+                   * world_size}
+        for key, value in planned.items():
+            given = deepspeed.get(key, "auto")
+            if given != "auto" and given != value:
+                raise ValueError(
+                    f"The DeepSpeed config sets {key}: {given}, but {stage_label(plan.config, plan.index)} trains "
+                    f"with {value} on {world_size} process(es) (from its prompts_per_update, num_generations and "
+                    f"per_device_train_batch_size). Set \"{key}\": \"auto\" in the DeepSpeed config: each stage's "
+                    "value then comes from its plan."
+                )

@@ -37,11 +37,17 @@ def resolve_model(model_name_or_path: str, gguf_file: str | None = None, cache_d
         source = str(package_dir(source[len(PACKAGE_PREFIX) :]))
     if not gguf_file:
         return source
-    target = Path(cache_dir or default_cache_dir()) / "models" / Path(gguf_file).stem
+    gguf = Path(source) / gguf_file
+    if not gguf.is_file():
+        raise FileNotFoundError(f"GGUF file {gguf} not found (gguf_file is read inside model_name_or_path; leave it "
+                                "out for a model that is not GGUF).")
+    # One conversion per GGUF file: its name alone would give two models with the same file name one conversion.
+    import hashlib
+
+    key = hashlib.sha256(str(gguf.resolve()).encode()).hexdigest()[:12]
+    target = Path(cache_dir or default_cache_dir()) / "models" / f"{Path(gguf_file).stem}-{key}"
     if (target / "config.json").exists():
         return str(target)
-    if not (Path(source) / gguf_file).exists():
-        raise FileNotFoundError(f"GGUF file {Path(source) / gguf_file} not found.")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     logger.warning(f"Converting {gguf_file} to a plain model in {target} (once).")

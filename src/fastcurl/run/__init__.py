@@ -64,6 +64,10 @@ def standard_run_callbacks(args: Any, push_to_hub: bool | None = None) -> list[A
         callbacks.append(NoLearningGuard.from_args(args))
     callbacks += [ManifestCallback(), StageSummaryCallback()]
     push = getattr(args, "push_to_hub", False) if push_to_hub is None else push_to_hub
+    if push:
+        from .hub import require_online
+
+        require_online(HubPushCallback.repo_id(args), args.output_dir)  # on every rank: all stop, none waits
     if push and args.should_save:
         callbacks.append(HubPushCallback.from_args(args))
     return callbacks

@@ -197,6 +197,18 @@ def find_secret(folder: Path, secrets: list[str]) -> str | None:
     return None
 
 
+def require_online(repo_id: str, run_dir: str | Path) -> None:
+    """Refuse a push while huggingface_hub is offline: before a run trains for hours with every push bound to fail."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        raise ValueError(
+            f"pushing to {repo_id}, but the Hub is offline here (HF_HUB_OFFLINE=1). Unset HF_HUB_OFFLINE where the "
+            "Hub is reachable, or train with push_to_hub: false and push the run later with "
+            f"`fastcurl push {run_dir} --repo_id {repo_id}`."
+        )
+
+
 @dataclass
 class HubPusher:
     """Pushes to one repository in huggingface_hub's background worker; outcomes kept in ``results``."""
@@ -211,6 +223,7 @@ class HubPusher:
     def __post_init__(self) -> None:
         from huggingface_hub import HfApi, get_token
 
+        require_online(self.repo_id, self.run_dir)
         self.api = HfApi(token=self.token)
         self._secrets = [t for t in (self.token, get_token()) if t]
         self._futures: list[Any] = []

@@ -19,15 +19,20 @@ class HubPushCallback(TrainerCallback):
 
     def __init__(self, pusher: Any) -> None:
         self.pusher = pusher
+        self.failed: list[Any] = []  # the pushes that failed, once the run has ended (``fastcurl train`` exits 1)
+
+    @staticmethod
+    def repo_id(args: Any) -> str:
+        from pathlib import Path
+
+        return args.hub_model_id or Path(args.output_dir).name
 
     @classmethod
     def from_args(cls, args: Any) -> HubPushCallback:
-        from pathlib import Path
-
         from .hub import HubPusher
 
         return cls(HubPusher(
-            repo_id=args.hub_model_id or Path(args.output_dir).name,
+            repo_id=cls.repo_id(args),
             run_dir=args.output_dir,
             token=args.hub_token,
             private=args.hub_private_repo,
@@ -48,6 +53,7 @@ class HubPushCallback(TrainerCallback):
             trainer.save_final_model()
             self.pusher.push(trainer.args.output_dir, "main",
                              f"fastcurl: final model after {trainer.state.global_step} updates")
-        failed = [r for r in self.pusher.wait() if not r.ok]
+        self.failed = [r for r in self.pusher.wait() if not r.ok]
+        failed = self.failed
         if failed:
             logger.error(f"{len(failed)} Hub push(es) failed: {[(r.branch, r.error) for r in failed]}")

@@ -94,6 +94,8 @@ def link_or_copy(source: Path, target: Path) -> None:
     """
     import shutil
 
+    if target.exists() and os.path.samefile(source, target):
+        return  # already that file (a rename between two links to one file would do nothing and leave tmp)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
     try:
@@ -146,7 +148,8 @@ class ManifestCallback(TrainerCallback):
 
     def on_stage_begin(self, trainer: Any, plan: Any, resumed: bool) -> None:
         if plan.index == 0 and not resumed and trainer.args.should_save:
-            write_run_manifest(trainer.args.output_dir, trainer.args.to_dict(), trainer.args.seed,
+            given = getattr(trainer, "args_as_given", None) or trainer.args.to_dict()
+            write_run_manifest(trainer.args.output_dir, given, trainer.args.seed,
                                trainer.model.config._name_or_path, plan_record(trainer.curriculum.plans))
 
     def on_stage_end(self, trainer: Any, plan: Any, record: dict[str, Any]) -> None:
