@@ -220,3 +220,39 @@ def test_push_to_hub_while_offline_is_refused_before_training(tiny_model_path, t
     assert_one_line_error(result, "the Hub is offline here (HF_HUB_OFFLINE=1)", "push_to_hub: false",
                           f"fastcurl push {tmp_path / 'run'} --repo_id me/run")
     assert not list((tmp_path / "run").glob("checkpoint-*")) and not list((tmp_path / "run").glob("stage-*"))
+
+
+def test_the_bare_argument_may_stand_anywhere_and_run_targets_are_checked_before_the_model(tmp_path):
+    path = recipe(tmp_path, segment="L1", max_completion_length=16)
+    for argv in (["plan", "--num_processes", "1", path], ["plan", "--learning_rate", "1e-5", path],
+                 ["plan", "--hub", "false", path, "--num_processes", "2"]):
+        planned = fastcurl(*argv)
+        assert planned.returncode == 0 and "L1-16" in planned.stdout, (argv, planned.stderr[-2000:])
+    assert_one_line_error(fastcurl("train", "--config"), "--config needs a recipe file")
+    (tmp_path / "a-file").write_text("")
+    assert_one_line_error(fastcurl("train", "--config", path, "--output_dir", str(tmp_path / "a-file")),
+                          "a-file is a file; give a directory")
+    assert_one_line_error(fastcurl("segment", "--out", str(tmp_path / "a-file"), path),
+                          "--out", "a-file is a file", verb="segment")
+    import importlib.util
+
+    if importlib.util.find_spec("wandb") is None:
+        assert_one_line_error(fastcurl("train", "--config", path, "--report_to", "wandb"),
+                              "report_to wandb: not installed here (pip install wandb)")
+
+
+def test_max_steps_per_stage_lowers_min_rollout_steps_in_plan_and_train_alike(tmp_path):
+    """A recipe with min_rollout_steps above the cap (the adaptive recipe's smoke run) was refused by plan and
+    trained by train with an invalid stage; both now cap the minimum too."""
+    import json
+
+    rule = {"metric": "reward", "above": 0.9, "window": 2}
+    path = recipe(tmp_path, rollout_steps=10, min_rollout_steps=5, advance_when=rule)
+    planned = fastcurl("plan", path, "--max_steps_per_stage", "1", "--json", str(tmp_path / "plan.json"))
+    assert planned.returncode == 0, planned.stderr[-2000:]
+    (row,) = json.loads((tmp_path / "plan.json").read_text())
+    assert (row["rollout_steps"], row["min_rollout_steps"]) == (1, 1)
+    from fastcurl.cli import parse_train_args
+
+    config, _ = parse_train_args(["--config", path, "--max_steps_per_stage", "1"])
+    assert (config.stages[0].rollout_steps, config.stages[0].min_rollout_steps) == (1, 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -266,11 +267,11 @@ class EarlyTrainer(CurriculumGRPOTrainer):
 def test_resume_asks_the_callback_whether_its_stage_is_over(tiny_model_path, tmp_path):
     """A checkpoint taken at the update where the subclass ended stage 1 resumes in stage 2, as the run did."""
 
-    def run(resume=None, **extra):
+    def run(resume=None, trainer_class=EarlyTrainer, **extra):
         recorder = Recorder()
         args = FastCuRLConfig(**small_config(tmp_path, save_strategy="steps", save_steps=2, **extra),
                               stages=two_stages())
-        trainer = EarlyTrainer(model=tiny_model_path, reward_funcs=[recorder], args=args)
+        trainer = trainer_class(model=tiny_model_path, reward_funcs=[recorder], args=args)
         recorder.trainer = trainer
         trainer.train(resume_from_checkpoint=resume)
         return trainer, recorder
@@ -292,6 +293,16 @@ def test_resume_asks_the_callback_whether_its_stage_is_over(tiny_model_path, tmp
     assert {stage for stage, _ in resumed_recorder.calls} == {1}
     attached = [c for c in resumed.callback_handler.callbacks if isinstance(c, CurriculumCallback)]
     assert attached == [resumed.curriculum]
+    ended_by = json.loads((tmp_path / "stage_manifest.json").read_text())["stages"][0]["ended_by"]
+    assert ended_by == "EndFirstStageEarly.should_advance after 2 of 4 updates"
+
+    # Resumed by a class other than the one that saved the state (`fastcurl train --resume` after a notebook run):
+    # the saved state is found and its decision followed; it used to restart stage 1, then fail to save.
+    resumed, resumed_recorder = run(resume=str(tmp_path / "checkpoint-2"), trainer_class=CurriculumGRPOTrainer)
+    assert resumed.curriculum.stage_start_steps == [0, 2] and resumed.state.global_step == 4
+    assert {stage for stage, _ in resumed_recorder.calls} == {1}
+    saved = json.loads((tmp_path / "checkpoint-4" / "trainer_state.json").read_text())["stateful_callbacks"]
+    assert saved["CurriculumCallback"]["attributes"]["stage_start_steps"] == [0, 2]
 
 
 def test_overlong_penalty_and_dr_grpo_normaliser_follow_the_stage_length(tiny_model_path, tmp_path):

@@ -71,6 +71,13 @@ def test_cli_train_with_recipe_and_overrides(tiny_model_path, tmp_path):
     # the config as given, not the trainer's copy with stage 1's batch fields written into it
     assert run["config"]["gradient_accumulation_steps"] == 1 and run["config"]["steps_per_generation"] is None
     assert run["config"]["per_device_train_batch_size"] == 4 and run["config"]["max_completion_length"] != 8
+    assert run["config"]["reward_funcs"] == ["fastcurl.rewards.plain_accuracy_reward",
+                                             "fastcurl.rewards.boxed_format_reward"]
+    from fastcurl.run.hub import model_card
+
+    card = str(model_card(out, "me/tiny"))  # the rewards this run used, and stage 2's own beta
+    assert "Reward: `fastcurl.rewards.plain_accuracy_reward`, `fastcurl.rewards.boxed_format_reward`." in card
+    assert "(stage 2: 0.0)" in card and "`learning_rate=0.002`" in card
     assert run["seed"] == 0 and "trl" in run["packages"] and "torch" in run["packages"]
     stages = json.loads((out / "stage_manifest.json").read_text())["stages"]
     assert [(s["index"], s["first_global_step"], s["last_global_step"]) for s in stages] == [(0, 1, 1), (1, 2, 2)]

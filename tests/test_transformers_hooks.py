@@ -114,9 +114,16 @@ def test_a_missing_trl_attribute_is_named_when_the_trainer_is_built():
 
     from fastcurl.curriculum.transformers_hooks import TransformersDriftError, check_trainer_attributes
 
-    check_trainer_attributes(SimpleNamespace(_buffered_inputs=None, _step=0, _metrics={}))
+    built = dict(_buffered_inputs=None, _step=0, _metrics={}, _train_batch_size=8,
+                 callback_handler=SimpleNamespace(lr_scheduler=None))
+    check_trainer_attributes(SimpleNamespace(**built))
     with pytest.raises(TransformersDriftError, match="no longer has: _buffered_inputs, _metrics"):
-        check_trainer_attributes(SimpleNamespace(_step=0))
+        check_trainer_attributes(SimpleNamespace(**{k: v for k, v in built.items()
+                                                    if k not in ("_buffered_inputs", "_metrics")}))
+    with pytest.raises(TransformersDriftError,
+                       match="no longer has: _train_batch_size, callback_handler.lr_scheduler"):
+        check_trainer_attributes(SimpleNamespace(_buffered_inputs=None, _step=0, _metrics={},
+                                                 callback_handler=SimpleNamespace()))
 
 
 def test_an_early_return_in_another_order_a_trl_change_and_an_unreadable_source(monkeypatch):

@@ -192,6 +192,8 @@ def parse_train_args(argv: list[str] | None = None, prog: str = "fastcurl train"
     if unknown:
         raise ValueError(f"unrecognized arguments: {' '.join(unknown)} (fields are --snake_case; the recipe is "
                          "--config RECIPE.yaml; fastcurl train --help lists them)")
+    if argv[-1:] == ["--config"]:
+        raise ValueError("--config needs a recipe file: fastcurl train --config RECIPE.yaml")
     if "--config" in argv[:-1]:
         from .curriculum.recipe_keys import check_recipe_keys
 
@@ -215,9 +217,26 @@ def parse_train_args(argv: list[str] | None = None, prog: str = "fastcurl train"
         raise ValueError(f"--max_steps_per_stage must be a positive number of rollout steps, got "
                          f"{run.max_steps_per_stage}; leave it out to run every stage in full.")
     if run.max_steps_per_stage is not None and config.stages:
-        config.stages = [dataclasses.replace(s, rollout_steps=min(s.rollout_steps, run.max_steps_per_stage))
-                         for s in config.stages]
+        cap = run.max_steps_per_stage
+        config.stages = [dataclasses.replace(s, rollout_steps=min(s.rollout_steps, cap),
+                                             min_rollout_steps=min(s.min_rollout_steps, cap)) for s in config.stages]
+    check_run_targets(config)
     return config, run
+
+
+def check_run_targets(config) -> None:
+    """What the run writes to and reports to, checked before any model loads (transformers checks it later)."""
+    from pathlib import Path
+
+    if Path(config.output_dir).exists() and not Path(config.output_dir).is_dir():
+        raise ValueError(f"output_dir {config.output_dir} is a file; give a directory (it is created if missing).")
+    from transformers.integrations import get_available_reporting_integrations
+
+    available = set(get_available_reporting_integrations())
+    missing = [name for name in config.report_to or [] if name not in available and name not in ("none", "all")]
+    if missing:
+        raise ValueError(f"report_to {', '.join(missing)}: not installed here (pip install {' '.join(missing)}), "
+                         f"or report to {', '.join(sorted(available)) or 'none'} instead.")
 
 
 def check_model_source(given: str, option: str) -> None:

@@ -7,6 +7,7 @@ imports torch or transformers' trainer: ``--help`` answers at once.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 BENCHMARKS = "aime2024,math500,amc2023,minerva,olympiad_bench"
@@ -36,6 +37,8 @@ class SegmentArguments:
     def __post_init__(self) -> None:
         if not self.input or not self.out:
             raise ValueError("segment needs an input and --out DIR: fastcurl segment INPUT --out DIR.")
+        if os.path.exists(self.out) and not os.path.isdir(self.out):
+            raise ValueError(f"--out {self.out} is a file; give a directory (it is created if missing).")
         if self.num_segments < 2:
             raise ValueError(f"--num_segments must be at least 2, got {self.num_segments}.")
         if not 0 < self.overlap <= 1:
@@ -137,16 +140,39 @@ def parse_verb(dataclass_type: type, argv: list[str], prog: str, positional: str
     """
     from trl import TrlParser
 
-    argv = list(argv)
-    if positional and argv and not argv[0].startswith("-"):
-        argv = [f"--{positional}", argv[0], *argv[1:]]
     parser = one_line_errors(TrlParser(dataclass_type, prog=prog, description=dataclass_type.__doc__,
                                        allow_abbrev=False))
+    argv = with_positional(list(argv), parser, positional) if positional else list(argv)
     if remaining:
         parsed, rest = parser.parse_args_and_config(args=argv, return_remaining_strings=True)
         return parsed, rest
     (parsed,) = parser.parse_args_and_config(args=argv)
     return parsed
+
+
+def with_positional(argv: list[str], parser, positional: str) -> list[str]:
+    """``argv`` with its one bare argument, wherever it stands, given as ``--<positional>``.
+
+    A flag's value is not a bare argument; a flag the parser does not know (``fastcurl plan``'s config overrides)
+    is taken to have a value unless the next word is a flag too.
+    """
+    if f"--{positional}" in argv:
+        return argv
+    nargs = {option: action.nargs for action in parser._actions for option in action.option_strings}
+    index = 0
+    while index < len(argv):
+        word = argv[index]
+        if not word.startswith("-"):
+            return [f"--{positional}", word, *argv[:index], *argv[index + 1:]]
+        takes_value = nargs.get(word, None) if word in nargs else "unknown"
+        following = argv[index + 1] if index + 1 < len(argv) else None
+        if "=" not in word and following is not None and not following.startswith("-") and (
+                takes_value is None or takes_value == "unknown"
+                or (takes_value == "?" and following.lower() in ("true", "false", "yes", "no", "1", "0"))):
+            index += 2
+        else:
+            index += 1
+    return argv
 
 
 def one_line_errors(parser, recipe: bool = False):

@@ -125,9 +125,14 @@ class CurriculumCallback(TrainerCallback, ExportableState):
 
     def stage_over(self, state: TrainerState) -> bool:
         """The one test the trainer applies, after every update: advanced, or at the maximum."""
-        over = self.updates_done(state) >= self.current.batch.optimizer_updates or self.should_advance(state)
+        updates = self.updates_done(state)
+        at_maximum = updates >= self.current.batch.optimizer_updates
+        over = at_maximum or self.should_advance(state)
         if over and self.current.index not in self.end_reasons:
-            self.end_reasons[self.current.index] = f"rollout_steps maximum ({self.current.config.rollout_steps})"
+            self.end_reasons[self.current.index] = (
+                f"rollout_steps maximum ({self.current.config.rollout_steps})" if at_maximum
+                else f"{type(self).__name__}.should_advance after {updates} of {self.current.batch.optimizer_updates}"
+                     " updates")
         return over
 
     def decided_stage_over(self, state: TrainerState) -> bool:
@@ -201,3 +206,25 @@ class CurriculumCallback(TrainerCallback, ExportableState):
         self.history = [dict(entry) for entry in attributes.get("history", [])]
         self.end_reasons = {int(k): v for k, v in attributes.get("end_reasons", {}).items()}
         self.decision = attributes.get("decision")
+
+
+def saved_curriculum_state(saved: dict[str, Any], curriculum: CurriculumCallback) -> dict[str, Any] | None:
+    """``curriculum``'s state among a checkpoint's saved callback states, whichever curriculum class saved it.
+
+    transformers keys each state by its callback's class name, so a run trained with a subclass (in a notebook)
+    and resumed with another class (``fastcurl train --resume``) would find none, restart the curriculum at stage
+    1 and then fail to save. Every curriculum class saves the base format, so the state is taken over under the
+    resuming class's name (with a warning: from here its ``should_advance`` decides).
+    """
+    own = type(curriculum).__name__
+    if own not in saved:
+        found = [name for name, entry in saved.items()
+                 if isinstance(entry, dict) and "recipe_digest" in entry.get("attributes", {})]
+        if found:
+            import logging
+
+            logging.getLogger(__name__).warning(
+                f"The checkpoint's curriculum state was saved by {found[0]}; resuming it with {own}, whose "
+                "should_advance decides from here.")
+            saved[own] = saved.pop(found[0])
+    return saved.get(own)

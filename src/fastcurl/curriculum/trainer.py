@@ -44,7 +44,7 @@ from ..run.metrics import validation_sets
 from ..run.reward_errors import RewardInterrupted
 from . import stage_checkpoints
 from .advance import check_rules_read_rewards
-from .callback import CurriculumCallback
+from .callback import CurriculumCallback, saved_curriculum_state
 from .config import STAGE_OVERRIDABLE_FIELDS, FastCuRLConfig, StageConfig, construction_values, first_stage_values
 from .config import private_copy
 from .dynamic_sampling import generate_with_dynamic_sampling
@@ -260,9 +260,11 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
     def resume_position(self, resumed: bool) -> tuple[int, int]:
         """(stage, micro-steps done in it) to continue at: the callback restores its saved state and decides."""
         saved = self.state.stateful_callbacks if resumed else {}
-        index, updates = self.curriculum.resume_position(saved.get(type(self.curriculum).__name__), self.state)
+        index, updates = self.curriculum.resume_position(saved_curriculum_state(saved, self.curriculum), self.state)
         if self.solved_prompts is not None and saved.get(SolvedPrompts.__name__):
             self.solved_prompts.restore(saved[SolvedPrompts.__name__])
+        elif self.solved_prompts is not None:  # transformers saves into the key it loaded, which must exist
+            saved[SolvedPrompts.__name__] = self.solved_prompts.state()
         return index, updates * self.curriculum.plans[index].batch.gradient_accumulation_steps
 
     def run_stage(self, index: int, resuming: bool, run_pass: Callable[[Any, int, int], None]) -> None:

@@ -232,17 +232,25 @@ class TransformersLoopHooks:
 
 # TRL's GRPOTrainer attributes the curriculum writes at a stage boundary or appends metrics to; a rename would make
 # these writes create new attributes silently, so their presence is checked when the trainer is built.
-RELIED_ON_ATTRIBUTES = ("_buffered_inputs", "_step", "_metrics")
+RELIED_ON_ATTRIBUTES = ("_buffered_inputs", "_step", "_metrics", "_train_batch_size", "callback_handler.lr_scheduler")
 
 
 def check_trainer_attributes(trainer: Any) -> None:
     """Raise :class:`TransformersDriftError` naming every relied-on attribute a built GRPOTrainer lacks."""
-    missing = [name for name in RELIED_ON_ATTRIBUTES if not hasattr(trainer, name)]
+    def has(path: str) -> bool:
+        target = trainer
+        for name in path.split("."):
+            if not hasattr(target, name):
+                return False
+            target = getattr(target, name)
+        return True
+
+    missing = [name for name in RELIED_ON_ATTRIBUTES if not has(name)]
     if missing:
         import trl
 
         raise TransformersDriftError(
-            f"fastcurl's curriculum writes GRPOTrainer attributes that TRL {trl.__version__} no longer has: "
+            f"fastcurl's curriculum writes trainer attributes that TRL {trl.__version__} no longer has: "
             f"{', '.join(missing)}. Install the TRL version pyproject.toml names, or report it to fastcurl.")
 
 
@@ -306,8 +314,11 @@ def set_deepspeed_accumulation(trainer: Any, steps: int) -> None:
     if not getattr(trainer, "is_deepspeed_enabled", False) or not hasattr(engine, "set_train_batch_size"):
         return
     engine.set_train_batch_size(engine.train_micro_batch_size_per_gpu() * engine.dp_world_size * steps)
-    # accelerate copies the plugin's value back into the accelerator whenever a dataloader is prepared
-    trainer.accelerator.state.deepspeed_plugin.deepspeed_config["gradient_accumulation_steps"] = steps
+    # accelerate copies the plugin's value back into the accelerator whenever a dataloader is prepared, and an
+    # engine built later from the plugin's config (TRL's ZeRO-3 reference model) checks the three agree
+    config = trainer.accelerator.state.deepspeed_plugin.deepspeed_config
+    config.update(gradient_accumulation_steps=steps, train_batch_size=engine.train_batch_size(),
+                  train_micro_batch_size_per_gpu=engine.train_micro_batch_size_per_gpu())
     trainer.accelerator.gradient_accumulation_steps = steps
 
 

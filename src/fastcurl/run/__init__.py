@@ -12,10 +12,12 @@ callback that has them:
 - ``on_run_end(trainer)``: ``train()`` returned normally (the trainer is there to save).
 
 ``standard_run_callbacks`` is the set the CLI and a plain ``CurriculumGRPOTrainer(...)`` attach. To leave one
-out, pass your own list, for example without Hub pushes::
+out, pass your own list, for example without the no-op guard::
 
-    callbacks = [c for c in standard_run_callbacks(config) if not isinstance(c, HubPushCallback)]
+    callbacks = [c for c in standard_run_callbacks(config) if not isinstance(c, NoLearningGuard)]
     CurriculumGRPOTrainer(..., run_callbacks=callbacks)       # or run_callbacks=[] for none at all
+
+Hub pushes have their own switch: ``standard_run_callbacks(config, push_to_hub=False)``.
 """
 
 from __future__ import annotations

@@ -107,11 +107,18 @@ def model_card(run_dir: str | Path, repo_id: str, eval_results: dict[str, Any] |
             f"{settings.get('max_completion_length')} | {settings.get('num_generations')} | "
             f"{settings.get('rollout_steps')} | {updates} |"
         )
-    shared = {k: config[k] for k in ("learning_rate", "lr_scheduler_type", "beta", "entropy_coef", "epsilon",
-                                     "temperature", "max_prompt_length", "seed") if k in config}
-    lines += ["", "Settings shared by all stages: " + ", ".join(f"`{k}={v}`" for k, v in shared.items()) + ".",
-              "", f"Reward: {', '.join(f'`{r}`' for r in rewards)} (1 when the final boxed answer is equivalent "
-              "to the ground truth).", "", "## Results per stage", ""]
+    settings_text = []
+    for key in ("learning_rate", "lr_scheduler_type", "beta", "entropy_coef", "epsilon", "temperature",
+                "max_prompt_length", "seed"):
+        if key in config:
+            per_stage = [f"stage {s['index'] + 1}: {s['settings']['overrides'][key]}" for s in planned
+                         if key in (s["settings"].get("overrides") or {})]
+            settings_text.append(f"`{key}={config[key]}`" + (f" ({', '.join(per_stage)})" if per_stage else ""))
+    accuracy = all(r.startswith("fastcurl.rewards.") and "accuracy" in r for r in rewards)
+    lines += ["", "Settings (a stage's own value in brackets): " + ", ".join(settings_text) + ".",
+              "", f"Reward: {', '.join(f'`{r}`' for r in rewards)}"
+              + (" (1 when the final boxed answer is equivalent to the ground truth)." if accuracy else "."),
+              "", "## Results per stage", ""]
     if stages:
         keys = sorted({k for s in stages for k in s.get("metrics", {})})
         lines += ["| stage | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]

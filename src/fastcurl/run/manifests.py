@@ -143,12 +143,33 @@ def stage_record(trainer: Any, plan: Any, seconds: float, checkpoint: Path | Non
     }
 
 
+def reward_names(reward_funcs: list[Any]) -> list[str]:
+    """Each reward by its import path (``fastcurl.rewards.accuracy_reward``), a reward model by its name."""
+    import inspect
+
+    from .. import rewards
+
+    names = []
+    for func in reward_funcs:
+        func = inspect.unwrap(func)
+        config = getattr(func, "config", None)
+        name = getattr(func, "__name__", type(func).__name__)
+        if config is not None and getattr(config, "_name_or_path", None):
+            names.append(config._name_or_path)
+        elif getattr(rewards, name, None) is func:
+            names.append(f"fastcurl.rewards.{name}")
+        else:
+            names.append(f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', name)}")
+    return names
+
+
 class ManifestCallback(TrainerCallback):
     """Writes what a resume, ``fastcurl push`` and the model card read back (main process only)."""
 
     def on_stage_begin(self, trainer: Any, plan: Any, resumed: bool) -> None:
         if plan.index == 0 and not resumed and trainer.args.should_save:
-            given = getattr(trainer, "args_as_given", None) or trainer.args.to_dict()
+            given = {**(getattr(trainer, "args_as_given", None) or trainer.args.to_dict()),
+                     "reward_funcs": reward_names(trainer.reward_funcs)}  # the model card names them
             write_run_manifest(trainer.args.output_dir, given, trainer.args.seed,
                                trainer.model.config._name_or_path, plan_record(trainer.curriculum.plans))
 
