@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -256,3 +257,46 @@ def test_max_steps_per_stage_lowers_min_rollout_steps_in_plan_and_train_alike(tm
 
     config, _ = parse_train_args(["--config", path, "--max_steps_per_stage", "1"])
     assert (config.stages[0].rollout_steps, config.stages[0].min_rollout_steps) == (1, 1)
+
+
+def test_recipe_values_of_the_wrong_type_and_options_files_without_a_name(tmp_path):
+    """TRL's parser passes recipe values to argparse as defaults, which argparse type-checks only when they are
+    strings: a list, a number for a flag or 0 batches reached the trainer (a TypeError or ZeroDivisionError)."""
+    base = yaml.safe_load(Path(recipe(tmp_path)).read_text())
+    for index, (top, fragment) in enumerate((
+            ({"per_device_train_batch_size": [4]}, "per_device_train_batch_size must be a single value, not a list"),
+            ({"per_device_train_batch_size": 0}, "per_device_train_batch_size must be a positive integer, got 0"),
+            ({"num_iterations": 0}, "num_iterations must be a positive integer, got 0"),
+            ({"output_dir": 5}, "output_dir must be a string, got 5"),
+            ({"bf16": 2}, "bf16 must be true or false, got 2"),
+            ({"seed": 1.5}, "seed must be an integer, got 1.5"),
+            ({"max_steps_per_stage": 2.5}, "max_steps_per_stage must be an integer, got 2.5"))):
+        path = tmp_path / f"typed{index}.yaml"
+        path.write_text(yaml.safe_dump({**base, **top}))
+        assert_one_line_error(fastcurl("train", "--config", str(path)), fragment)
+    for verb in ("segment", "eval", "push"):
+        assert_one_line_error(fastcurl(verb, "--config"), "--config needs a YAML file", verb=verb)
+    # every word after --eval is an evaluation file, as argparse reads it: none is taken for the input
+    (tmp_path / "bench.jsonl").write_text('{"problem": "1+1?", "answer": "2"}\n')
+    assert_one_line_error(fastcurl("segment", "--eval", str(tmp_path / "bench.jsonl"), path_of_sample(),
+                                   "--out", str(tmp_path / "seg")), "segment needs an input", verb="segment")
+
+
+def path_of_sample() -> str:
+    return str(next((ROOT / "tests" / "data" / "fastcurl" / "train").iterdir()))
+
+
+def test_a_deepspeed_config_as_a_json_string_and_the_think_policy_reward_name():
+    import json
+
+    from fastcurl.curriculum.plan import resolve_plan
+    from fastcurl.curriculum.stages import StageConfig
+    from fastcurl.curriculum.transformers_hooks import check_deepspeed_batch
+    from fastcurl.rewards.functions import accuracy_reward_for
+    from fastcurl.run.manifests import reward_names
+
+    plans = resolve_plan([StageConfig(dataset="synthetic", num_generations=2, prompts_per_rollout_step=4)], 2, 1)
+    check_deepspeed_batch(json.dumps({"gradient_accumulation_steps": "auto"}), plans, 1)  # as accelerate takes it
+    with pytest.raises(ValueError, match="sets gradient_accumulation_steps: 3, but Stage 1"):
+        check_deepspeed_batch(json.dumps({"gradient_accumulation_steps": 3}), plans, 1)
+    assert reward_names([accuracy_reward_for("required")]) == ["fastcurl.rewards.accuracy_reward"]

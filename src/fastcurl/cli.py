@@ -183,7 +183,7 @@ def parse_train_args(argv: list[str] | None = None, prog: str = "fastcurl train"
 
     import yaml
 
-    from .cli_args import one_line_errors
+    from .cli_args import check_recipe_values, one_line_errors
 
     parser = one_line_errors(TrlParser((FastCuRLConfig, RunArguments), prog=prog, allow_abbrev=False), recipe=True)
     argv = list(argv or [])
@@ -202,9 +202,12 @@ def parse_train_args(argv: list[str] | None = None, prog: str = "fastcurl train"
             raise ValueError(f"the recipe {recipe_path} does not exist (--config takes a recipe YAML file).")
         with open(recipe_path) as handle:
             try:
-                check_recipe_keys(yaml.safe_load(handle), recipe_path)
+                recipe = yaml.safe_load(handle)
             except yaml.YAMLError as error:
                 raise ValueError(f"the recipe is not valid YAML: {error}") from error
+        check_recipe_keys(recipe, recipe_path)
+        if isinstance(recipe, dict):
+            check_recipe_values(recipe, parser, recipe_path)
     if need_model and "--config" not in argv and "--model_name_or_path" not in argv:
         raise ValueError("needs a recipe: fastcurl train --config RECIPE.yaml [--field value ...]")
     try:

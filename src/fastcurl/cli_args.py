@@ -142,6 +142,8 @@ def parse_verb(dataclass_type: type, argv: list[str], prog: str, positional: str
 
     parser = one_line_errors(TrlParser(dataclass_type, prog=prog, description=dataclass_type.__doc__,
                                        allow_abbrev=False))
+    if list(argv)[-1:] == ["--config"]:
+        raise ValueError(f"--config needs a YAML file of {prog}'s options: {prog} --config FILE.yaml")
     argv = with_positional(list(argv), parser, positional) if positional else list(argv)
     if remaining:
         parsed, rest = parser.parse_args_and_config(args=argv, return_remaining_strings=True)
@@ -165,6 +167,11 @@ def with_positional(argv: list[str], parser, positional: str) -> list[str]:
         if not word.startswith("-"):
             return [f"--{positional}", word, *argv[:index], *argv[index + 1:]]
         takes_value = nargs.get(word, None) if word in nargs else "unknown"
+        if takes_value in ("+", "*"):  # every word up to the next flag is its value, as argparse reads it
+            index += 1
+            while index < len(argv) and not argv[index].startswith("-"):
+                index += 1
+            continue
         following = argv[index + 1] if index + 1 < len(argv) else None
         if "=" not in word and following is not None and not following.startswith("-") and (
                 takes_value is None or takes_value == "unknown"
@@ -195,3 +202,38 @@ def one_line_errors(parser, recipe: bool = False):
 
     parser.error = error
     return parser
+
+
+def check_recipe_values(recipe: dict, parser, source: str) -> None:
+    """Each recipe value of the type its flag takes, or an error naming the field.
+
+    TRL's parser hands a recipe's values to argparse as defaults, and argparse type-checks only string defaults:
+    ``per_device_train_batch_size: [4]`` or ``bf16: 2`` would reach the trainer as given and fail (or not) far
+    from the recipe line that caused it. Strings are left to argparse's own check; kinds it does not name
+    (mappings, enumerations) to the config's.
+    """
+    actions = {action.dest: action for action in parser._actions}
+    for key, value in recipe.items():
+        action = actions.get(key)
+        if action is None or value is None or isinstance(value, str) or key == "stages":
+            continue
+        many = action.nargs in ("+", "*")
+        items = value if many and isinstance(value, list) else [value]
+        kind = getattr(action.type, "__name__", None)
+        for item in items:
+            if isinstance(item, list) and kind == "str" and all(isinstance(x, str) for x in item):
+                continue  # a list of strings where the field takes one (report_to: [tensorboard])
+            if isinstance(item, list):
+                expected = "a single value, not a list"
+            elif kind == "int" and (isinstance(item, bool) or not isinstance(item, int)):
+                expected = "an integer"
+            elif kind == "float" and (isinstance(item, bool) or not isinstance(item, (int, float))):
+                expected = "a number"
+            elif kind == "string_to_bool" and not isinstance(item, bool):
+                expected = "true or false"
+            elif kind == "str" and isinstance(item, (int, float)) and not isinstance(item, bool):
+                expected = "a string"
+            else:
+                continue
+            raise ValueError(f"{source}: {key} must be {expected}{' (or a list of them)' if many else ''}, "
+                             f"got {value!r}.")

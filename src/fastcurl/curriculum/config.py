@@ -200,6 +200,10 @@ class FastCuRLConfig(GRPOConfig):
         if self.stages:
             # Recipes from YAML give mappings; the stages are kept as given otherwise (names are made in the plan).
             self.stages = stages_from_recipe(self.stages)
+            for name in ("per_device_train_batch_size", "num_iterations"):  # the plan divides by both
+                value = getattr(self, name)
+                if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                    raise ValueError(f"{name} must be a positive integer, got {value!r}.")
             for i, stage in enumerate(with_resolved_names(self.stages)):  # resolved names for the messages only
                 validate_stage(stage, i)
                 if stage.advance_when is not None:

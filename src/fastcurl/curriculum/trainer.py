@@ -261,6 +261,7 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
         """(stage, micro-steps done in it) to continue at: the callback restores its saved state and decides."""
         saved = self.state.stateful_callbacks if resumed else {}
         index, updates = self.curriculum.resume_position(saved_curriculum_state(saved, self.curriculum), self.state)
+        saved.setdefault(type(self.curriculum).__name__, self.curriculum.state())  # transformers saves into it
         if self.solved_prompts is not None and saved.get(SolvedPrompts.__name__):
             self.solved_prompts.restore(saved[SolvedPrompts.__name__])
         elif self.solved_prompts is not None:  # transformers saves into the key it loaded, which must exist

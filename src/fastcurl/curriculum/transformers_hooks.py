@@ -247,11 +247,13 @@ def check_trainer_attributes(trainer: Any) -> None:
 
     missing = [name for name in RELIED_ON_ATTRIBUTES if not has(name)]
     if missing:
+        import transformers
         import trl
 
         raise TransformersDriftError(
-            f"fastcurl's curriculum writes trainer attributes that TRL {trl.__version__} no longer has: "
-            f"{', '.join(missing)}. Install the TRL version pyproject.toml names, or report it to fastcurl.")
+            f"fastcurl's curriculum writes trainer attributes that TRL {trl.__version__} (on transformers "
+            f"{transformers.__version__}) no longer has: {', '.join(missing)}. Install the TRL and transformers "
+            "versions pyproject.toml names, or report it to fastcurl.")
 
 
 def refill_deepspeed_config(args: Any, plans: list[Any]) -> None:
@@ -324,13 +326,12 @@ def set_deepspeed_accumulation(trainer: Any, steps: int) -> None:
 
 def check_deepspeed_batch(deepspeed: str | dict, plans: list[Any], world_size: int) -> None:
     """Each batch field a DeepSpeed config sets (not ``"auto"``) equals every stage's value on ``world_size``."""
-    import json
-
     from .stages import stage_label
 
-    if isinstance(deepspeed, str):
-        with open(deepspeed) as handle:
-            deepspeed = json.load(handle)
+    if not isinstance(deepspeed, dict):  # a file, a JSON string or base64, read as accelerate reads it
+        from accelerate.utils.deepspeed import HfDeepSpeedConfig
+
+        deepspeed = HfDeepSpeedConfig(deepspeed).config
     for plan in plans:
         batch = plan.batch
         planned = {"gradient_accumulation_steps": batch.gradient_accumulation_steps,

@@ -204,16 +204,15 @@ def find_secret(folder: Path, secrets: list[str]) -> str | None:
     return None
 
 
-def require_online(repo_id: str, run_dir: str | Path) -> None:
+def require_online(repo_id: str, run_dir: str | Path, training: bool = True) -> None:
     """Refuse a push while huggingface_hub is offline: before a run trains for hours with every push bound to fail."""
     from huggingface_hub import constants
 
     if constants.HF_HUB_OFFLINE:
-        raise ValueError(
-            f"pushing to {repo_id}, but the Hub is offline here (HF_HUB_OFFLINE=1). Unset HF_HUB_OFFLINE where the "
-            "Hub is reachable, or train with push_to_hub: false and push the run later with "
-            f"`fastcurl push {run_dir} --repo_id {repo_id}`."
-        )
+        later = (" or train with push_to_hub: false and push the run later with "
+                 f"`fastcurl push {run_dir} --repo_id {repo_id}`") if training else ""
+        raise ValueError(f"pushing to {repo_id}, but the Hub is offline here (HF_HUB_OFFLINE=1). Unset "
+                         f"HF_HUB_OFFLINE where the Hub is reachable{later}.")
 
 
 @dataclass
@@ -226,11 +225,12 @@ class HubPusher:
     private: bool | None = None
     overwrite_branches: bool = False
     results: list[PushResult] = field(default_factory=list)
+    training: bool = True  # pushing during a run (False: `fastcurl push` of a finished one)
 
     def __post_init__(self) -> None:
         from huggingface_hub import HfApi, get_token
 
-        require_online(self.repo_id, self.run_dir)
+        require_online(self.repo_id, self.run_dir, training=self.training)
         self.api = HfApi(token=self.token)
         self._secrets = [t for t in (self.token, get_token()) if t]
         self._futures: list[Any] = []
@@ -316,7 +316,8 @@ def push_run(run_dir: str | Path, repo_id: str, token: str | None = None, privat
     stages = _read(run_dir / "stage_manifest.json").get("stages", [])
     if not stages and not (run_dir / "config.json").exists():
         raise FileNotFoundError(f"{run_dir} holds no stage_manifest.json and no model: is it a fastcurl run?")
-    pusher = HubPusher(repo_id, str(run_dir), token=token, private=private, overwrite_branches=overwrite_branches)
+    pusher = HubPusher(repo_id, str(run_dir), token=token, private=private, overwrite_branches=overwrite_branches,
+                       training=False)
     total = len(_read(run_dir / "run_manifest.json").get("config", {}).get("stages") or stages)
     for stage in stages:
         branch = stage.get("run_name") or stage_branch(stage["index"], stage["name"])  # as the plan named it
