@@ -121,7 +121,9 @@ def test_the_cpu_ddp_launcher_config_starts_two_ranks(tmp_path):
     import sys
 
     probe = tmp_path / "probe.py"
-    probe.write_text('import os\nprint("rank", os.environ.get("RANK"), "of", os.environ.get("WORLD_SIZE"))\n')
+    # one write per line: print() with several arguments writes them apart, and two ranks share the pipe
+    probe.write_text('import os, sys\nsys.stdout.write(f"rank {os.environ.get(\'RANK\')} of '
+                     '{os.environ.get(\'WORLD_SIZE\')}\\n")\n')
     shown = subprocess.run([sys.executable, "-m", "fastcurl.cli", "launch", "--config_file",
                             str(ROOT / "configs" / "accelerate" / "cpu_ddp.yaml"), "--main_process_port", "29613",
                             str(probe)], capture_output=True, text=True, timeout=180,
