@@ -229,10 +229,9 @@ def parse_train_args(argv: list[str] | None = None, prog: str = "fastcurl train"
 
 def check_run_targets(config) -> None:
     """What the run writes to and reports to, checked before any model loads (transformers checks it later)."""
-    from pathlib import Path
+    from .cli_args import check_directory_target
 
-    if Path(config.output_dir).exists() and not Path(config.output_dir).is_dir():
-        raise ValueError(f"output_dir {config.output_dir} is a file; give a directory (it is created if missing).")
+    check_directory_target(config.output_dir, "output_dir")
     from transformers.integrations import get_available_reporting_integrations
 
     available = set(get_available_reporting_integrations())

@@ -13,6 +13,12 @@ from dataclasses import dataclass, field
 BENCHMARKS = "aime2024,math500,amc2023,minerva,olympiad_bench"
 
 
+def check_directory_target(path: str, option: str) -> None:
+    """An output directory that is a file now fails here, naming the option, not after the work is done."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"{option} {path} is a file; give a directory (it is created if missing).")
+
+
 @dataclass
 class SegmentArguments:
     """Split a math training set by raw prompt length (FastCuRL: L1 <= mean < L3, L2 = all)."""
@@ -37,8 +43,7 @@ class SegmentArguments:
     def __post_init__(self) -> None:
         if not self.input or not self.out:
             raise ValueError("segment needs an input and --out DIR: fastcurl segment INPUT --out DIR.")
-        if os.path.exists(self.out) and not os.path.isdir(self.out):
-            raise ValueError(f"--out {self.out} is a file; give a directory (it is created if missing).")
+        check_directory_target(self.out, "--out")
         if self.num_segments < 2:
             raise ValueError(f"--num_segments must be at least 2, got {self.num_segments}.")
         if not 0 < self.overlap <= 1:
@@ -166,7 +171,7 @@ def with_positional(argv: list[str], parser, positional: str) -> list[str]:
         word = argv[index]
         if not word.startswith("-"):
             return [f"--{positional}", word, *argv[:index], *argv[index + 1:]]
-        takes_value = nargs.get(word, None) if word in nargs else "unknown"
+        takes_value = nargs.get(word, "unknown")  # None: exactly one value
         if takes_value in ("+", "*"):  # every word up to the next flag is its value, as argparse reads it
             index += 1
             while index < len(argv) and not argv[index].startswith("-"):

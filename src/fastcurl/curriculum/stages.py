@@ -303,9 +303,10 @@ _STAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 
 
 def _as_bool(value: Any) -> Any:
-    """YAML's quoted ``"false"`` read as TRL's parser reads it; anything else is left for validate_stage to name."""
-    if isinstance(value, str) and value.strip().lower() in ("true", "false", "yes", "no"):
-        return value.strip().lower() in ("true", "yes")
+    """YAML's quoted ``"false"`` as a boolean (a stage's own flags and its overrides alike); anything else is
+    returned as given, for the caller to name."""
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
     return value
 
 
@@ -327,10 +328,8 @@ def _parsed(key: str, value: Any, index: int) -> Any:
     if kind is str:  # scale_rewards: "group", "batch", "none" or a boolean
         return value
     if kind is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
+        if isinstance(_as_bool(value), bool):
+            return _as_bool(value)
     elif isinstance(value, (int, float, str)) and not isinstance(value, bool):
         try:
             number = float(value)

@@ -156,9 +156,8 @@ def reward_names(reward_funcs: list[Any]) -> list[str]:
         name = getattr(func, "__name__", type(func).__name__)
         if config is not None and getattr(config, "_name_or_path", None):
             names.append(config._name_or_path)
-        elif getattr(rewards, name, None) is func or (
-                getattr(func, "__module__", "").startswith("fastcurl.rewards") and hasattr(rewards, name)):
-            names.append(f"fastcurl.rewards.{name}")  # also the think-policy variant made per run
+        elif getattr(func, "__module__", "").startswith("fastcurl.rewards") and hasattr(rewards, name):
+            names.append(f"fastcurl.rewards.{name}")  # its public name; also the think-policy variant made per run
         else:
             names.append(f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', name)}")
     return names
