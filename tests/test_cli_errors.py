@@ -300,3 +300,52 @@ def test_a_deepspeed_config_as_a_json_string_and_the_think_policy_reward_name():
     with pytest.raises(ValueError, match="sets gradient_accumulation_steps: 3, but Stage 1"):
         check_deepspeed_batch(json.dumps({"gradient_accumulation_steps": 3}), plans, 1)
     assert reward_names([accuracy_reward_for("required")]) == ["fastcurl.rewards.accuracy_reward"]
+
+
+def test_plan_refuses_the_values_train_refuses_and_takes_the_values_train_takes(tmp_path):
+    """`plan` of a recipe that `train` refuses exited 0; and `train` refused `pad_to_multiple_of: 8`, a value its
+    field (`int | str | None`) takes, because the parser types that union as a string."""
+    base = yaml.safe_load(Path(recipe(tmp_path)).read_text())
+    for index, (top, fragment) in enumerate((
+            ({"seed": "abc"}, "seed must be an integer, got 'abc'"),
+            ({"bf16": 2}, "bf16 must be true or false, got 2"),
+            ({"output_dir": 5}, "output_dir must be a string, got 5"),
+            ({"learning_rate": "fast"}, "learning_rate must be a number, got 'fast'"),
+            ({"eval_benchmarks": [1]}, "eval_benchmarks must be a string (or a list of them), got [1]"))):
+        path = tmp_path / f"refused{index}.yaml"
+        path.write_text(yaml.safe_dump({**base, **top}))
+        assert_one_line_error(fastcurl("plan", str(path)), fragment, verb="plan")
+        train = fastcurl("train", "--config", str(path))
+        assert train.returncode == 2 and top.popitem()[0] in train.stderr, train.stderr[-2000:]
+    taken = {"pad_to_multiple_of": 8, "report_to": "none", "bf16": "false", "seed": "3", "learning_rate": "1e-6",
+             "reward_funcs": "no_such_reward_module"}
+    path = tmp_path / "taken.yaml"
+    path.write_text(yaml.safe_dump({**base, **taken}))
+    planned = fastcurl("plan", str(path))
+    assert planned.returncode == 0, planned.stderr[-2000:]
+    # train reads every value and stops at the reward, named whole (a string was read letter by letter: 'n')
+    assert_one_line_error(fastcurl("train", "--config", str(path)), "no_such_reward_module")
+
+
+def test_the_kinds_plan_reads_from_source_are_the_kinds_train_parses():
+    """`plan` checks recipe values without importing TRL, from the dataclasses' annotations; where it names a
+    kind, `fastcurl train`'s parser must parse that field as that kind."""
+    from trl import TrlParser
+
+    from fastcurl.cli import RunArguments
+    from fastcurl.curriculum.config import FastCuRLConfig
+    from fastcurl.curriculum.recipe_keys import recipe_field_kinds
+
+    parser = TrlParser((FastCuRLConfig, RunArguments))
+    parsed = {"int": "int", "float": "float", "string_to_bool": "bool", "str": "str"}
+    source = recipe_field_kinds()
+    checked = 0
+    for action in parser._actions:
+        if action.dest not in source or any(o.startswith("--no_") for o in action.option_strings):
+            continue
+        kind, many = source[action.dest]
+        if kind is not None:
+            assert (kind, many) == (parsed.get(getattr(action.type, "__name__", None)), action.nargs in ("+", "*")), \
+                action.dest
+            checked += 1
+    assert checked > 100 and source["pad_to_multiple_of"] == (None, False)

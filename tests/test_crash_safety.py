@@ -241,9 +241,11 @@ def test_resume_refuses_a_checkpoint_of_another_recipe(tiny_model_path, tmp_path
     refused = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=300)
     assert refused.returncode == 2 and "trained under another recipe" in refused.stderr, refused.stderr[-2000:]
     assert "Traceback" not in refused.stderr
+    assert "[fastcurl] precision" not in refused.stdout  # refused before the trainer loads the model
     forced = subprocess.run([*command, "--resume_with_changed_recipe", "true"], capture_output=True, text=True,
                             env=environment, timeout=300)
     assert forced.returncode == 0, forced.stderr[-3000:]
+    assert "[fastcurl] precision" in forced.stdout
     assert find_last_checkpoint(out).name == "checkpoint-6"
 
 
@@ -264,10 +266,12 @@ def test_one_run_per_output_dir(tiny_model_path, tmp_path):
         assert lock.exists(), "the first run never took the lock"
         second = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=300)
         assert second.returncode == 2 and "is in use by another run (pid" in second.stderr, second.stderr[-2000:]
+        assert "[fastcurl] precision" not in second.stdout  # refused before the trainer loads the model
         assert first.poll() is None  # the first run is untouched ...
     finally:
         stdout, stderr = first.communicate(timeout=600)
     assert first.returncode == 0, stderr[-3000:]  # ... and finishes with its own checkpoints only
+    assert "[fastcurl] precision" in stdout
     manifest = json.loads((out / "stage_manifest.json").read_text())["stages"]
     assert [(s["first_global_step"], s["last_global_step"]) for s in manifest] == [(1, 2), (3, 5)]
     assert not (out / ".fastcurl.lock").exists()
@@ -520,3 +524,31 @@ def test_rewards_that_sigalrm_cannot_stop_still_end_the_run(tiny_model_path, tmp
         assert process.returncode == 1 and took < 5 + 12 + 15, stderr[-3000:]
         assert "Timeout" in stderr and reward in stderr  # faulthandler's dump names the reward's frame
     assert find_last_checkpoint(out).name == "checkpoint-2"
+
+
+def test_a_users_script_into_a_busy_output_dir_fails_before_the_model_loads(tiny_model_path, tmp_path):
+    """The lock was taken at train(), after the model had loaded (minutes for a 1.5B model on a busy node)."""
+    out = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from fastcurl.run.lock import acquire; "
+                               f"acquire({str(out)!r}); print('held', flush=True); time.sleep(600)"],
+                              stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        script = tmp_path / "user" / "train.py"
+        script.parent.mkdir()
+        script.write_text(
+            "from fastcurl import CurriculumGRPOTrainer, FastCuRLConfig, StageConfig\n"
+            "from fastcurl.rewards import accuracy_reward\n"
+            f"config = FastCuRLConfig(output_dir={str(out)!r}, use_cpu=True, per_device_train_batch_size=4, "
+            "stages=[StageConfig(dataset='synthetic', rollout_steps=1, prompts_per_rollout_step=2, "
+            "num_generations=2, max_completion_length=8)])\n"
+            f"CurriculumGRPOTrainer({str(tiny_model_path)!r}, accuracy_reward, args=config)\n")
+        result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                                cwd=script.parent, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+        assert result.returncode == 1 and "OutputDirInUse" in result.stderr, result.stderr[-3000:]
+        assert f"{out} is in use by another run (pid {holder.pid}" in result.stderr
+        assert "[fastcurl] precision" not in result.stdout
+        assert holder.poll() is None and (out / ".fastcurl.lock").exists()  # the holder keeps its lock
+    finally:
+        holder.kill()
+        holder.wait()

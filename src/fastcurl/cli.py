@@ -214,6 +214,9 @@ def parse_train_args(argv: list[str] | None = None, prog: str = "fastcurl train"
         config, run = parser.parse_args_and_config(args=argv)
     except yaml.YAMLError as error:
         raise ValueError(f"the recipe is not valid YAML: {error}") from error
+    for holder, name in ((run, "reward_funcs"), (config, "eval_benchmarks")):
+        if isinstance(getattr(holder, name), str):  # `reward_funcs: accuracy` in YAML: one name, not its letters
+            setattr(holder, name, [getattr(holder, name)])
     if need_model and not run.model_name_or_path:
         parser.error("model_name_or_path is required (in the recipe or as --model_name_or_path).")
     if run.max_steps_per_stage is not None and run.max_steps_per_stage < 1:
@@ -287,6 +290,21 @@ def train(argv: list[str] | None = None) -> None:
     from .run.checkpoints import find_last_checkpoint
     from .curriculum.trainer import CurriculumGRPOTrainer
 
+    resume = None
+    if run.resume:
+        resume = find_last_checkpoint(config.output_dir)
+        if resume is not None:
+            if config.stages:
+                from .curriculum.callback import check_checkpoint_recipe
+                from .curriculum.plan import resolve_plan
+
+                plans = resolve_plan(config.stages, config.per_device_train_batch_size, config.world_size,
+                                     config.num_iterations)
+                check_checkpoint_recipe(resume, plans, config.resume_with_changed_recipe)
+            resume = str(resume)
+            print(f"[fastcurl] resuming from {resume}", flush=True)
+        else:
+            print(f"[fastcurl] no checkpoint in {config.output_dir}; starting from scratch", flush=True)
     rewards = [load_reward(name) for name in run.reward_funcs]
     check_model_source(run.model_name_or_path, "model_name_or_path")
     model = resolve_model(run.model_name_or_path, run.gguf_file)
@@ -295,14 +313,6 @@ def train(argv: list[str] | None = None) -> None:
         config.model_init_kwargs = {**(config.model_init_kwargs or {}), "dtype": getattr(torch, dtype)}
         if dtype == "bfloat16" and not config.bf16:
             print("[fastcurl] model weights in bfloat16 (torch_dtype), training without bf16 autocast", flush=True)
-    resume = None
-    if run.resume:
-        resume = find_last_checkpoint(config.output_dir)
-        if resume is not None:
-            resume = str(resume)
-            print(f"[fastcurl] resuming from {resume}", flush=True)
-        else:
-            print(f"[fastcurl] no checkpoint in {config.output_dir}; starting from scratch", flush=True)
     trainer = CurriculumGRPOTrainer(model=model, reward_funcs=rewards, args=config)
     RunPhase.training = True  # from here a ValueError is the run's failure (a reward, TRL, torch), not bad input
     trainer.train(resume_from_checkpoint=resume)
@@ -432,6 +442,10 @@ def plan(argv: list[str] | None = None) -> None:
 
         check_recipe_keys(recipe, args.recipe)
     stages, per_device, num_iterations = read_recipe_stages(recipe)
+    if not overrides:
+        from .curriculum.recipe_keys import check_recipe_types
+
+        check_recipe_types(recipe, args.recipe)  # what `fastcurl train` refuses, `plan` refuses too
     if args.dataset:
         import dataclasses
 

@@ -214,31 +214,16 @@ def check_recipe_values(recipe: dict, parser, source: str) -> None:
 
     TRL's parser hands a recipe's values to argparse as defaults, and argparse type-checks only string defaults:
     ``per_device_train_batch_size: [4]`` or ``bf16: 2`` would reach the trainer as given and fail (or not) far
-    from the recipe line that caused it. Strings are left to argparse's own check; kinds it does not name
-    (mappings, enumerations) to the config's.
+    from the recipe line that caused it. The kinds are read from the dataclasses' source (``recipe_keys``), where
+    ``int | str`` is visible as a union the parser takes as a string; mappings and enumerations are the config's
+    to check. The parser's own kinds serve only where the source cannot be read.
     """
-    actions = {action.dest: action for action in parser._actions}
-    for key, value in recipe.items():
-        action = actions.get(key)
-        if action is None or value is None or isinstance(value, str) or key == "stages":
-            continue
-        many = action.nargs in ("+", "*")
-        items = value if many and isinstance(value, list) else [value]
-        kind = getattr(action.type, "__name__", None)
-        for item in items:
-            if isinstance(item, list) and kind == "str" and all(isinstance(x, str) for x in item):
-                continue  # a list of strings where the field takes one (report_to: [tensorboard])
-            if isinstance(item, list):
-                expected = "a single value, not a list"
-            elif kind == "int" and (isinstance(item, bool) or not isinstance(item, int)):
-                expected = "an integer"
-            elif kind == "float" and (isinstance(item, bool) or not isinstance(item, (int, float))):
-                expected = "a number"
-            elif kind == "string_to_bool" and not isinstance(item, bool):
-                expected = "true or false"
-            elif kind == "str" and isinstance(item, (int, float)) and not isinstance(item, bool):
-                expected = "a string"
-            else:
-                continue
-            raise ValueError(f"{source}: {key} must be {expected}{' (or a list of them)' if many else ''}, "
-                             f"got {value!r}.")
+    from .curriculum.recipe_keys import check_recipe_types, check_value
+
+    if check_recipe_types(recipe, source, strings=False):  # argparse checks strings, in its words
+        return  # the kinds read from the dataclasses' source: a union (``int | str``) is not checked
+    kinds = {"int": "int", "float": "float", "string_to_bool": "bool", "str": "str"}
+    for action in parser._actions:
+        if action.dest in recipe and action.dest != "stages" and not isinstance(recipe[action.dest], str):
+            kind = kinds.get(getattr(action.type, "__name__", None))
+            check_value(action.dest, recipe[action.dest], kind, action.nargs in ("+", "*"), source)

@@ -10,6 +10,7 @@ subclass ended early stays ended. A subclass with state of its own extends ``sta
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
@@ -191,9 +192,8 @@ class CurriculumCallback(TrainerCallback, ExportableState):
                            "decision": self.decision},
         }
 
-    def restore(self, saved: dict[str, Any]) -> None:
-        attributes = saved.get("attributes", {})
-        digest = attributes.get("recipe_digest")
+    def check_recipe(self, digest: str | None) -> None:
+        """A checkpoint trained under the recipe digest ``digest`` may be resumed under this plan (None: unknown)."""
         if digest is not None and digest != self.recipe_digest and not self.allow_recipe_change:
             raise RunInputError(
                 f"The checkpoint was trained under another recipe (resolved stages {digest}, this run's "
@@ -201,6 +201,10 @@ class CurriculumCallback(TrainerCallback, ExportableState):
                 "recipe it was started with, use a new output_dir, or set resume_with_changed_recipe: true to "
                 "resume anyway."
             )
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        attributes = saved.get("attributes", {})
+        self.check_recipe(attributes.get("recipe_digest"))
         self.stage_index = int(attributes.get("stage_index", 0))
         self.stage_start_steps = [int(s) for s in attributes.get("stage_start_steps", [])]
         self.history = [dict(entry) for entry in attributes.get("history", [])]
@@ -228,3 +232,22 @@ def saved_curriculum_state(saved: dict[str, Any], curriculum: CurriculumCallback
                 "should_advance decides from here.")
             saved[own] = saved.pop(found[0])
     return saved.get(own)
+
+
+def check_checkpoint_recipe(checkpoint: str | Path, plans: list[StagePlan], allow_change: bool) -> None:
+    """Before any model loads (``fastcurl train --resume``): the checkpoint was trained under these plans.
+
+    The resume itself checks it again when the curriculum restores its state; this only fails sooner.
+    """
+    import json
+
+    try:
+        saved = json.loads((Path(checkpoint) / "trainer_state.json").read_text()).get("stateful_callbacks", {})
+    except (OSError, ValueError):
+        return  # what is wrong with the checkpoint is reported where it is loaded
+    found = [entry for entry in saved.values()
+             if isinstance(entry, dict) and "recipe_digest" in entry.get("attributes", {})]
+    if found:
+        curriculum = CurriculumCallback(plans)
+        curriculum.allow_recipe_change = allow_change
+        curriculum.check_recipe(found[0]["attributes"]["recipe_digest"])

@@ -77,6 +77,18 @@ def construction_values(stages: list[StageConfig], args: Any) -> dict[str, Any]:
     return values
 
 
+def set_first_stage(args: Any, plans: list[StagePlan]) -> tuple[dict[str, Any], list[str]]:
+    """Write into the trainer's copy ``args`` what GRPOTrainer is built with for a curriculum: the first stage's
+    fields (its buffers, sampler and checks are sized from them; each stage resets them) and the construction
+    values. Returns the overridable fields' values as given (each stage's base) and the construction fields, which
+    go back to those values once GRPOTrainer is built."""
+    base = {name: getattr(args, name) for name in STAGE_OVERRIDABLE_FIELDS}
+    construction = construction_values([p.config for p in plans], args)
+    for name, value in {**first_stage_values(plans[0]), **construction}.items():
+        setattr(args, name, value)
+    return base, list(construction)
+
+
 @dataclass
 class FastCuRLConfig(GRPOConfig):
     """GRPOConfig plus a curriculum: a list of stages applied in order inside one ``.train()``.

@@ -147,3 +147,80 @@ def check_recipe_keys(recipe: Any, source: str) -> None:
     raise ValueError(f"{source}: unknown top-level field{'s' if len(unknown) > 1 else ''} {', '.join(hints)}. "
                      "Top-level fields are FastCuRLConfig's (GRPOConfig's and the run's: `fastcurl train --help_all` "
                      "lists them); a stage's own fields go under stages:.")
+
+
+_STRING_BOOLS = {"true", "false", "yes", "no", "t", "f", "y", "n", "1", "0"}  # transformers' string_to_bool
+
+
+def check_value(key: str, value: Any, kind: str | None, many: bool, source: str) -> None:
+    """``value`` of recipe field ``key`` is what its flag of ``kind`` ('int', 'float', 'bool', 'str'; None: not
+    checked here) takes, as argparse would read it, or an error naming the field and what it must be."""
+    if value is None or kind is None:
+        return
+    for item in value if many and isinstance(value, list) else [value]:
+        expected = None
+        if isinstance(item, list):
+            if not (kind == "str" and all(isinstance(x, str) for x in item)):  # report_to: [tensorboard]
+                expected = "a single value, not a list"
+        elif kind == "int" and (isinstance(item, bool) or not isinstance(item, (int, str))
+                                or isinstance(item, str) and not item.strip().lstrip("+-").isdigit()):
+            expected = "an integer"
+        elif kind == "float" and (isinstance(item, bool) or not isinstance(item, (int, float, str))
+                                  or isinstance(item, str) and not _is_number(item)):
+            expected = "a number"
+        elif kind == "bool" and not (isinstance(item, bool) or isinstance(item, str)
+                                     and item.lower() in _STRING_BOOLS):
+            expected = "true or false"
+        elif kind == "str" and isinstance(item, (int, float)) and not isinstance(item, bool):
+            expected = "a string"
+        if expected:
+            raise ValueError(f"{source}: {key} must be {expected}{' (or a list of them)' if many else ''}, "
+                             f"got {value!r}.")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _kind_of(annotation: str) -> tuple[str | None, bool]:
+    """('int' | 'float' | 'bool' | 'str' | None, takes several) from a field's annotation as written."""
+    text = annotation.replace(" ", "")
+    if text.startswith("Optional[") and text.endswith("]"):
+        text = text[len("Optional["):-1]
+    parts = [part for part in text.split("|") if part != "None"]
+    if len(parts) != 1:
+        return None, False
+    for prefix in ("list[", "List["):
+        if parts[0].startswith(prefix) and parts[0].endswith("]"):
+            inner = parts[0][len(prefix):-1]
+            return (inner if inner in ("int", "float", "bool", "str") else None), True
+    return (parts[0] if parts[0] in ("int", "float", "bool", "str") else None), False
+
+
+@lru_cache(maxsize=1)
+def recipe_field_kinds() -> dict[str, tuple[str | None, bool]] | None:
+    """Each top-level field's kind read from the source, as ``fastcurl train``'s parser takes it (the test keeps
+    them equal to the parser's); None when a source file cannot be read."""
+    kinds: dict[str, tuple[str | None, bool]] = {}
+    for package, file, cls in RECIPE_DATACLASSES:
+        fields = dataclass_fields_from_source(package, file, cls)
+        if fields is None:
+            return None
+        kinds.update({name: _kind_of(ast.unparse(node.annotation)) for name, node in fields.items()})
+    return kinds
+
+
+def check_recipe_types(recipe: Any, source: str, strings: bool = True) -> bool:
+    """Each top-level value as ``fastcurl train``'s parser accepts it, without TRL (``fastcurl plan`` uses it too;
+    ``strings=False`` leaves strings to argparse). False when the sources could not be read (nothing checked)."""
+    kinds = recipe_field_kinds()
+    if kinds is None or not isinstance(recipe, dict):
+        return kinds is not None
+    for key, value in recipe.items():
+        if key != "stages" and key in kinds and (strings or not isinstance(value, str)):
+            check_value(key, value, *kinds[key], source)
+    return True

@@ -100,6 +100,26 @@ STAGE_FIELD_TARGETS: dict[str, Callable[[Any, Any], None]] = {
 }
 assert STAGE_FIELD_TARGETS.keys() == STAGE_OVERRIDABLE_FIELDS.keys(), "every overridable field needs its target"
 
+
+def set_max_completion_length(trainer: Any, length: int) -> None:
+    """The stage's completion cap, in every copy TRL 1.16 keeps of it, and in the reward functions that take it
+    (``set_max_completion_length``, as ``rewards.StageOverlongPenalty``)."""
+    trainer.args.max_completion_length = trainer.max_completion_length = length
+    if trainer.use_vllm:
+        trainer.vllm_generation.max_completion_length = length
+    else:
+        trainer.generation_config.max_new_tokens = trainer.generation_kwargs["max_new_tokens"] = length
+    bind_length_rewards(trainer.reward_funcs, length)
+
+
+def bind_length_rewards(reward_funcs: list[Any], length: int) -> None:
+    import inspect
+
+    for func in reward_funcs:
+        bind = getattr(inspect.unwrap(func), "set_max_completion_length", None)
+        if callable(bind):
+            bind(length)
+
 # Fields TRL bakes in at construction, with the reason a stage cannot change them mid-run.
 STAGE_FIXED_FIELDS: dict[str, str] = {
     "temperature": "TRL folds the temperature into the fused LM head when the trainer is built",

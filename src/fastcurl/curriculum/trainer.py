@@ -13,7 +13,6 @@ With a plain ``GRPOConfig`` (no stages) nothing here changes GRPOTrainer's behav
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import time
@@ -45,13 +44,12 @@ from ..run.reward_errors import RewardInterrupted
 from . import stage_checkpoints
 from .advance import check_rules_read_rewards
 from .callback import CurriculumCallback, saved_curriculum_state
-from .config import STAGE_OVERRIDABLE_FIELDS, FastCuRLConfig, StageConfig, construction_values, first_stage_values
-from .config import private_copy
+from .config import FastCuRLConfig, StageConfig, private_copy, set_first_stage
 from .dynamic_sampling import generate_with_dynamic_sampling
 from .plan import StagePlan, loop_length, resolve_plan, scheduler_span
 from .sampler import StageSampler
 from .solved import SolvedPrompts
-from .stages import STAGE_FIELD_TARGETS, check_peft_reference
+from .stages import STAGE_FIELD_TARGETS, bind_length_rewards, check_peft_reference, set_max_completion_length
 from .transformers_hooks import (TrainingValues, TransformersLoopHooks, check_trainer_attributes, check_transformers,
                                  refill_deepspeed_config, replace_scheduler, reset_generation_buffer,
                                  set_deepspeed_accumulation)
@@ -110,56 +108,52 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
         **kwargs: Any,
     ) -> None:
         silence_library_deprecations()
-        # The run's manifest records the config as given; the trainer writes stage values into its own copy.
-        self.args_as_given = args.to_dict() if args is not None else None
+        self.args_as_given = args.to_dict() if args is not None else None  # what the run manifest records
         args = private_copy(args) if args is not None else None  # the caller's config keeps its values
-        stages: list[StageConfig] = list(getattr(args, "stages", None) or [])
-        plans = resolve_plan(stages, args.per_device_train_batch_size, args.world_size, args.num_iterations) \
-            if stages else []
+        given: list[StageConfig] = list(getattr(args, "stages", None) or [])
+        plans = resolve_plan(given, args.per_device_train_batch_size, args.world_size, args.num_iterations) \
+            if given else []
+        stages = [p.config for p in plans]  # named (the plan resolves unnamed stages' names)
         self.stage_datasets: list[Dataset] = []
+        construction: list[str] = []
         if plans:
             if kwargs.get("peft_config") is not None or (not isinstance(model, str) and is_peft_model(model)):
-                check_peft_reference([p.config for p in plans], args.beta)
+                check_peft_reference(stages, args.beta)
             with quiet_library_bars(not verbose(args)):  # before any model loads
-                self.stage_datasets = load_stage_datasets([p.config for p in plans], train_dataset)
+                self.stage_datasets = load_stage_datasets(stages, train_dataset)
             train_dataset = self.stage_datasets[0]
-            self._base_values = {name: getattr(args, name) for name in STAGE_OVERRIDABLE_FIELDS}
-            # GRPOTrainer is built for the first stage (its buffers, sampler and checks); each stage resets them.
-            construction = construction_values(stages, args)
-            for name, value in {**first_stage_values(plans[0]), **construction}.items():
-                setattr(args, name, value)
+            self._base_values, construction = set_first_stage(args, plans)
             refill_deepspeed_config(args, plans)
         # With push_to_hub the run pushes stage branches and the final model itself (fastcurl.run.HubPushCallback);
         # transformers' own per-checkpoint pushes to main would interleave with them, so they stay off.
         push_stages = bool(getattr(args, "push_to_hub", False)) and bool(plans)
         if push_stages:
             args.push_to_hub = False
-        # Built before the model loads, so a run feature that cannot work (a push while offline) fails first.
-        run_callbacks = standard_run_callbacks(args, push_to_hub=push_stages) if run_callbacks is None \
-            else run_callbacks
+        if run_callbacks is None:
+            run_callbacks = standard_run_callbacks(args, push_to_hub=push_stages)
+        for callback in run_callbacks:  # before the model loads: a run feature that cannot work fails first
+            getattr(callback, "on_init", lambda args: None)(args)
         setting = getattr(args, "think_policy", None)
         if processing_class is None and isinstance(model, str) and (plans or setting is not None):
             processing_class = AutoProcessor.from_pretrained(model, trust_remote_code=args.trust_remote_code)
         reward_funcs, self.think_policy = apply_think_policy(reward_funcs, setting, processing_class,
                                                              announce=os.environ.get("RANK", "0") == "0")
-        check_rules_read_rewards([p.config for p in plans], reward_funcs)  # before the model loads
-        if eval_dataset is None:
-            eval_dataset = validation_sets(args)
+        check_rules_read_rewards(stages, reward_funcs)
         with server_generation(model, args, [s.max_completion_length for s in stages]), \
                 quiet_library_bars(not verbose(args)):
             super().__init__(model=model, reward_funcs=reward_funcs, args=args, train_dataset=train_dataset,
-                             eval_dataset=eval_dataset, processing_class=processing_class, callbacks=callbacks,
-                             **kwargs)
+                             eval_dataset=validation_sets(args) if eval_dataset is None else eval_dataset,
+                             processing_class=processing_class, callbacks=callbacks, **kwargs)
         check_trainer_attributes(self)
+        for name in construction:
+            setattr(self.args, name, self._base_values[name])
         if plans:
-            for name in construction:
-                setattr(self.args, name, self._base_values[name])
             with quiet_library_bars(not verbose(self.args)):
                 tokenizer = getattr(self.processing_class, "tokenizer", self.processing_class)
                 self.stage_datasets = filter_stage_prompts(self.stage_datasets, plans, tokenizer,
                                                            self.args.max_prompt_length)
         set_up_console(self)
-        self._bind_length_rewards(self.max_completion_length)
+        bind_length_rewards(self.reward_funcs, self.max_completion_length)
         self.curriculum = self.curriculum_class(plans)
         self.curriculum.allow_recipe_change = bool(getattr(self.args, "resume_with_changed_recipe", False))
         self.add_callback(self.curriculum)
@@ -187,24 +181,6 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
 
     # ------------------------------------------------------------------------------------- applying one stage
 
-    def _set_max_completion_length(self, length: int) -> None:
-        """Every copy TRL 1.16 keeps of the completion cap."""
-        self.args.max_completion_length = length
-        self.max_completion_length = length
-        if self.use_vllm:
-            self.vllm_generation.max_completion_length = length
-        else:
-            self.generation_config.max_new_tokens = length
-            self.generation_kwargs["max_new_tokens"] = length
-        self._bind_length_rewards(length)
-
-    def _bind_length_rewards(self, length: int) -> None:
-        """Reward functions with ``set_max_completion_length`` (``rewards.StageOverlongPenalty``) get the cap."""
-        for func in self.reward_funcs:
-            bind = getattr(inspect.unwrap(func), "set_max_completion_length", None)
-            if callable(bind):
-                bind(length)
-
     def _enter_stage(self, index: int, *, resumed_updates: int | None) -> StagePlan:
         """Make stage ``index`` current. ``resumed_updates`` counts its updates already made before a resume."""
         plan = self.curriculum.plans[index]
@@ -215,7 +191,7 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
         self.args.steps_per_generation = batch.steps_per_generation
         self.args.generation_batch_size = batch.generation_batch_size
         self.args.num_generations = self.num_generations = stage.num_generations
-        self._set_max_completion_length(stage.max_completion_length)
+        set_max_completion_length(self, stage.max_completion_length)
         for name, apply in STAGE_FIELD_TARGETS.items():  # each field where TRL reads it (curriculum/stages.py)
             value = stage.overrides.get(name, self._base_values[name])
             setattr(self.args, name, value)
@@ -241,9 +217,6 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
                     group["lr"] = group["initial_lr"] = self.args.learning_rate
                 replace_scheduler(self)
         return plan
-
-    def stage_checkpoint_dir(self, index: int) -> Path:
-        return stage_checkpoints.stage_checkpoint_dir(self, index)
 
     def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
         """The LR schedule spans the updates from the current stage's last optimizer reset up to the next one."""

@@ -5,6 +5,7 @@ The trainer (``fastcurl.curriculum``) keeps the stage mechanism; what a run does
 TRL's events these callbacks may implement the run's events, which the trainer sends, with itself, to every
 callback that has them:
 
+- ``on_init(args)``: the trainer is being built and no model has loaded (a run feature that cannot work fails here);
 - ``on_run_begin(trainer)`` / ``on_run_exit(trainer)``: ``train()`` starts / returns or raises;
 - ``on_stage_begin(trainer, plan, resumed)``: stage ``plan`` is now current (``resumed``: inside a resumed run);
 - ``on_stage_end(trainer, plan, record)``: it ended; ``record`` is its manifest entry (steps, metrics, checkpoint);

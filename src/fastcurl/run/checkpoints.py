@@ -114,8 +114,9 @@ def find_last_checkpoint(output_dir: str | Path) -> Path | None:
         if problem is None:
             return checkpoint
         message = f"[fastcurl] skipping incomplete checkpoint {checkpoint}: {problem}."
-        logger.warning(message)
-        print(message, flush=True)
+        from .console import warn
+
+        warn(logger, message)
     return None
 
 

@@ -42,6 +42,17 @@ class StageProgressCallback(ProgressCallback):
             super().on_log(args, state, control, logs=logs, **kwargs)
 
 
+def warn(logger: logging.Logger, message: str, show: bool = True) -> None:
+    """A warning seen once: printed (when ``show``), and logged where the application configured logging.
+
+    Without any handler, Python's last-resort handler would print a logged warning to stderr a second time.
+    """
+    if show:
+        print(message, flush=True)
+    if logger.hasHandlers():
+        logger.warning(message)
+
+
 def set_up_console(trainer: Any) -> None:
     """The trainer's console: the precision line chosen for this machine, once, and the stage progress bar."""
     precision = getattr(trainer.args, "precision", None)

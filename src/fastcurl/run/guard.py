@@ -16,6 +16,8 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from .console import warn
+
 logger = logging.getLogger(__name__)
 
 
@@ -71,8 +73,6 @@ class NoLearningGuard(TrainerCallback):
             f"prompt groups have identical rewards, so advantages and gradients are zero: {cause}"
         )
         self.warnings.append(message)
-        logger.warning(message)
-        if state.is_world_process_zero:
-            print(message, flush=True)
+        warn(logger, message, show=state.is_world_process_zero)
         if self.stop:
             control.should_training_stop = True

@@ -81,6 +81,13 @@ class OutputDirLock(TrainerCallback):
     def __init__(self) -> None:
         self.held: tuple[Path, int] | None = None
 
+    def on_init(self, args: Any) -> None:
+        """Before the model loads, a busy ``output_dir`` fails at once (the lock itself is taken by ``train()``).
+
+        Only the main process looks; should it fail, the launcher stops the other ranks with it."""
+        if args is not None and args.should_save:
+            release(*acquire(args.output_dir))
+
     def on_run_begin(self, trainer: Any) -> None:
         refused = None
         if trainer.args.should_save:
