@@ -349,3 +349,30 @@ def test_the_kinds_plan_reads_from_source_are_the_kinds_train_parses():
                 action.dest
             checked += 1
     assert checked > 100 and source["pad_to_multiple_of"] == (None, False)
+
+
+def test_server_mode_with_no_server_is_one_line_naming_the_command_to_start_it(tiny_model_path, tmp_path):
+    """It was 75 lines: urllib's chained tracebacks above the preflight's message."""
+    path = Path(recipe(tmp_path))
+    data = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump({**data, "model_name_or_path": str(tiny_model_path)}))
+    result = fastcurl("train", "--config", str(path), "--use_vllm", "true", "--vllm_mode", "server",
+                      "--vllm_server_port", "9", "--vllm_preflight_timeout", "1")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("fastcurl train: error: No vLLM server answered at") and "port 9" in line
+    assert f"vllm serve {tiny_model_path}" in line
+
+
+def test_one_flag_style_a_dashed_flag_names_its_snake_case_form(tmp_path):
+    """HfArgumentParser also took --learning-rate for --learning_rate; help and errors use --snake_case only."""
+    path = recipe(tmp_path)
+    assert_one_line_error(fastcurl("train", "--config", path, "--learning-rate", "1e-5"),
+                          "unrecognized arguments: --learning-rate 1e-5 (flags are --snake_case: --learning_rate)")
+    assert_one_line_error(fastcurl("plan", path, "--num-processes", "2"),
+                          "(flags are --snake_case: --num_processes)", verb="plan")
+    assert_one_line_error(fastcurl("plan", path, "--learning-rate", "2"),
+                          "(flags are --snake_case: --learning_rate)", verb="plan")
+    assert_one_line_error(fastcurl("segment", path, "--num-segments", "3", "--out", str(tmp_path / "s")),
+                          "(flags are --snake_case: --num_segments)", verb="segment")
+    assert "--learning-rate" not in fastcurl("train", "--help_all").stdout

@@ -84,6 +84,25 @@ def test_a_deepspeed_batch_field_that_disagrees_with_a_stage_fails_before_the_mo
     assert '"gradient_accumulation_steps": "auto"' in result.stderr
 
 
+def test_deepspeed_from_accelerates_config_is_checked_against_every_stage_too(tmp_path):
+    """`accelerate launch` with DeepSpeed in accelerate's own config (its `gradient_accumulation_steps: 1`, as
+    `accelerate config` writes it) was not checked: transformers refused stage 1 after the model had loaded."""
+    if importlib.util.find_spec("deepspeed") is None:
+        pytest.skip("DeepSpeed is not installed: DS_BUILD_OPS=0 pip install 'fastcurl[deepspeed]'")
+    script = USER_SCRIPT.replace("deepspeed=ds_file, ", "")
+    assert script != USER_SCRIPT
+    (tmp_path / "train.py").write_text(script)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "DS_ACCELERATOR": "cpu", "HF_HUB_OFFLINE": "1",
+           "ACCELERATE_USE_DEEPSPEED": "true", "ACCELERATE_DEEPSPEED_ZERO_STAGE": "2",
+           "ACCELERATE_GRADIENT_ACCUMULATION_STEPS": "1"}
+    result = subprocess.run([sys.executable, "train.py", "/no/model/loaded/before/the/check", "unused"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode != 0
+    assert "The DeepSpeed config sets gradient_accumulation_steps: 1, but Stage 1 ('L1-8') trains with 4" \
+        in result.stderr, result.stderr[-3000:]
+    assert "Leave it out of the deepspeed_config section of accelerate's config" in result.stderr
+
+
 TWO_STAGE_SCRIPT = textwrap.dedent("""
     import json, sys
     from transformers import TrainerCallback
@@ -95,11 +114,14 @@ TWO_STAGE_SCRIPT = textwrap.dedent("""
 
         def on_step_end(self, args, state, control, model=None, **kwargs):
             self.seen.append((state.global_step, trainer.model_wrapped.gradient_accumulation_steps(),
-                              trainer.accelerator.gradient_accumulation_steps, trainer.model_wrapped.global_steps))
+                              trainer.accelerator.gradient_accumulation_steps, trainer.model_wrapped.global_steps,
+                              trainer.model_wrapped.train_micro_batch_size_per_gpu()))
 
+    # 4, then 2 accumulation steps of 2 completions; then a stage's own micro-batch of 1: 4 steps of 1 completion
     stages = [StageConfig(dataset="synthetic", dataset_kwargs={"num_problems": 32}, segment=segment,
-                          max_completion_length=8, rollout_steps=1, num_generations=2, prompts_per_rollout_step=p)
-              for segment, p in (("L1", 4), ("L3", 2))]  # 4 and then 2 accumulation steps of 2 completions
+                          max_completion_length=8, rollout_steps=1, num_generations=2, prompts_per_rollout_step=p,
+                          overrides=overrides)
+              for segment, p, overrides in (("L1", 4, {}), ("L3", 2, {}), ("L3", 2, {"per_device_train_batch_size": 1}))]
     config = FastCuRLConfig(output_dir="out", stages=stages, per_device_train_batch_size=2, report_to=[],
                             use_cpu=True, bf16=False, deepspeed=sys.argv[2], save_strategy="no", disable_tqdm=True)
     trainer = CurriculumGRPOTrainer(sys.argv[1], accuracy_reward, args=config, callbacks=[Recorder()])
@@ -111,8 +133,9 @@ TWO_STAGE_SCRIPT = textwrap.dedent("""
 @pytest.mark.slow
 def test_deepspeed_engine_follows_each_stage_accumulation(tiny_model_path, tmp_path):
     """Stage 2 accumulates over 2 micro-batches, stage 1 over 4: the engine and the accelerator count the same as
-    the loop (the engine used to keep stage 1's 4 for the whole run)."""
+    the loop (the engine used to keep stage 1's 4 for the whole run). Stage 3's own micro-batch of 1 reaches the
+    engine too (it kept stage 1's 2)."""
     result = run_user_script(TWO_STAGE_SCRIPT, tiny_model_path, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     seen = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("RESULT"))[7:])
-    assert seen == [[1, 4, 4, 1], [2, 2, 2, 2]]
+    assert seen == [[1, 4, 4, 1, 2], [2, 2, 2, 2, 2], [3, 4, 4, 3, 1]]

@@ -231,3 +231,31 @@ def test_run_features_are_the_standard_callbacks_and_any_can_be_left_out(tiny_mo
     without.train()
     assert not (tmp_path / "without" / "stage_manifest.json").exists()
     assert (tmp_path / "without" / "stage-1-only").is_dir()  # the stage mechanism does not depend on it
+
+
+def test_stage_checkpoints_are_a_run_callback_and_a_resume_without_them_says_what_is_missing(tiny_model_path,
+                                                                                              tmp_path):
+    """The stage directories are written by `run.StageCheckpoints`; left out, the run trains without them, and a
+    resume inside stage 2 (whose KL reference is stage 1's policy) names what is missing instead of training on a
+    wrong reference."""
+    from fastcurl.errors import MissingRunFileError
+    from fastcurl.run import StageCheckpoints, standard_run_callbacks
+
+    def build(output_dir):
+        stages = [StageConfig(name=n, dataset="synthetic", dataset_kwargs={"num_problems": 16}, max_completion_length=8,
+                              num_generations=2, prompts_per_rollout_step=2, rollout_steps=2) for n in ("a", "b")]
+        args = FastCuRLConfig(output_dir=str(output_dir), use_cpu=True, report_to="none", save_steps=3, beta=0.1,
+                              per_device_train_batch_size=4, stages=stages, disable_tqdm=True)
+        chosen = [c for c in standard_run_callbacks(args) if not isinstance(c, StageCheckpoints)]
+        assert len(chosen) == len(standard_run_callbacks(args)) - 1
+        return CurriculumGRPOTrainer(model=tiny_model_path, reward_funcs=lambda completions, **kw: [0.0] * len(
+            completions), args=args, run_callbacks=chosen)
+
+    out = tmp_path / "run"
+    build(out).train()
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith("stage-")) == []
+    manifest = json.loads((out / "stage_manifest.json").read_text())["stages"]
+    assert [s["checkpoint"] for s in manifest] == [None, None]
+    assert (out / "checkpoint-3").is_dir()  # inside stage 2 (updates 3-4)
+    with pytest.raises(MissingRunFileError, match="fastcurl.run.StageCheckpoints among the run callbacks"):
+        build(out).train(resume_from_checkpoint=str(out / "checkpoint-3"))

@@ -190,8 +190,10 @@ def parse_train_args(argv: list[str] | None = None, prog: str = "fastcurl train"
     flags = [a for i, a in enumerate(argv) if a != "--config" and (i == 0 or argv[i - 1] != "--config")]
     _, unknown = parser.parse_known_args(flags)  # before the config is built (its checks would speak first)
     if unknown:
-        raise ValueError(f"unrecognized arguments: {' '.join(unknown)} (fields are --snake_case; the recipe is "
-                         "--config RECIPE.yaml; fastcurl train --help lists them)")
+        from .cli_args import snake_case_hint
+
+        hint = snake_case_hint(unknown, parser) or " (fields are --snake_case; the recipe is --config RECIPE.yaml)"
+        raise ValueError(f"unrecognized arguments: {' '.join(unknown)}{hint} (`{prog} --help` lists them)")
     if argv[-1:] == ["--config"]:
         raise ValueError("--config needs a recipe file: fastcurl train --config RECIPE.yaml")
     if "--config" in argv[:-1]:

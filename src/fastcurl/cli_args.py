@@ -150,11 +150,11 @@ def parse_verb(dataclass_type: type, argv: list[str], prog: str, positional: str
     if list(argv)[-1:] == ["--config"]:
         raise ValueError(f"--config needs a YAML file of {prog}'s options: {prog} --config FILE.yaml")
     argv = with_positional(list(argv), parser, positional) if positional else list(argv)
-    if remaining:
-        parsed, rest = parser.parse_args_and_config(args=argv, return_remaining_strings=True)
-        return parsed, rest
-    (parsed,) = parser.parse_args_and_config(args=argv)
-    return parsed
+    parsed, rest = parser.parse_args_and_config(args=argv, return_remaining_strings=True)
+    hint = snake_case_hint(rest, parser)
+    if rest and (hint or not remaining):
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    return (parsed, rest) if remaining else parsed
 
 
 def with_positional(argv: list[str], parser, positional: str) -> list[str]:
@@ -195,6 +195,10 @@ def one_line_errors(parser, recipe: bool = False):
     the message says where it may have come from.
     """
     verb = parser.prog
+    for action in parser._actions:  # one flag style: HfArgumentParser also adds --a-b for each --a_b
+        for option in [o for o in action.option_strings if o.startswith("--") and "-" in o[2:]]:
+            action.option_strings.remove(option)
+            parser._option_string_actions.pop(option, None)
 
     def error(message: str):
         if message.startswith("argument --"):
@@ -202,11 +206,18 @@ def one_line_errors(parser, recipe: bool = False):
             where = "from the recipe or the command line; " if recipe else ""
             message = f"{field_name}: {message.split(': ', 1)[-1]} ({where}`{verb} --help` shows each field)"
         else:
-            message += f" (`{verb} --help` shows the options)"
+            message += snake_case_hint(message.split(), parser) + f" (`{verb} --help` shows the options)"
         raise ValueError(message)
 
     parser.error = error
     return parser
+
+
+def snake_case_hint(words: list[str], parser) -> str:
+    """`` (flags are --snake_case: --learning_rate)`` for a ``--learning-rate`` among ``words``, else nothing."""
+    known = [w.replace("-", "_").replace("__", "--", 1) for w in words if w.startswith("--") and "-" in w[2:]]
+    known = [w for w in known if w in parser._option_string_actions]
+    return f" (flags are --snake_case: {', '.join(known)})" if known else ""
 
 
 def check_recipe_values(recipe: dict, parser, source: str) -> None:

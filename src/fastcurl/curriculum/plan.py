@@ -207,4 +207,7 @@ def format_plan(rows: list[StageRow], num_processes: int) -> str:
         if r.generation_rounds > 1:
             details.append(f"dynamic sampling: up to {r.generation_rounds} generation rounds per rollout step")
         lines.append(f"  stage {r.index + 1}: " + ", ".join(details))
+    if any(r.dataset_size is not None for r in rows):
+        lines.append("size: the stage's problems before training drops those whose prompt is longer than "
+                     "max_prompt_length (stage_manifest.json records the size trained on)")
     return "\n".join(lines)

@@ -5,8 +5,9 @@ loop per *stage* (the hooks into that loop are in ``transformers_hooks``). Befor
 applies the stage to TRL's state (data, every copy of the length, batch fields, per-stage settings, reference
 model, optimizer and schedule) and builds the stage's dataloader with TRL's own ``get_train_dataloader``; the
 pass ends when ``CurriculumCallback`` says the stage is over. Global step, logs, progress bar, checkpoints and
-resume stay those of one run. What a run does around the stages (SIGTERM, manifests, Hub pushes, metrics, the
-no-op guard) are callbacks in ``fastcurl.run``.
+resume stay those of one run. What a run does around the stages (the output_dir lock, SIGTERM, stage checkpoints,
+manifests, Hub pushes, metrics, the no-op guard) are callbacks in ``fastcurl.run``, which the trainer reaches
+through its ``fastcurl.run.events.RunEvents`` base (the run's events, a stage's end, ``train()``).
 
 With a plain ``GRPOConfig`` (no stages) nothing here changes GRPOTrainer's behaviour: it is one implicit stage.
 """
@@ -17,7 +18,6 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -32,16 +32,13 @@ from trl import GRPOTrainer
 from trl.trainer.callbacks import SyncRefModelCallback
 
 from ..data import filter_stage_prompts, load_stage_datasets
-from ..errors import MissingRunFileError
 from ..generation.vllm_server import server_generation
 from ..rewards.think import apply_think_policy
-from ..run import GracefulStop, standard_run_callbacks
-from ..run.checkpoints import find_last_checkpoint, write_checkpoint
-from ..run.console import out_of_memory_error, quiet_library_bars, set_up_console, silence_library_deprecations
-from ..run.console import verbose
+from ..run import standard_run_callbacks
+from ..run.console import quiet_library_bars, set_up_console, silence_library_deprecations, verbose
+from ..run.events import RunEvents
 from ..run.metrics import validation_sets
-from ..run.reward_errors import RewardInterrupted
-from . import stage_checkpoints
+from ..run.stage_checkpoints import restore_reference
 from .advance import check_rules_read_rewards
 from .callback import CurriculumCallback, saved_curriculum_state
 from .config import FastCuRLConfig, StageConfig, private_copy, set_first_stage
@@ -52,14 +49,14 @@ from .solved import SolvedPrompts
 from .stages import STAGE_FIELD_TARGETS, bind_length_rewards, check_peft_reference, set_max_completion_length
 from .transformers_hooks import (TrainingValues, TransformersLoopHooks, check_trainer_attributes, check_transformers,
                                  refill_deepspeed_config, replace_scheduler, reset_generation_buffer,
-                                 set_deepspeed_accumulation)
+                                 set_deepspeed_batch)
 
 check_transformers()  # the private hooks overridden must have the signatures they are written against
 
 logger = logging.getLogger(__name__)
 
 
-class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
+class CurriculumGRPOTrainer(TransformersLoopHooks, RunEvents, GRPOTrainer):
     """GRPOTrainer with a stage schedule (``FastCuRLConfig.stages``) applied inside one ``.train()`` call.
 
     Each stage switches the data, ``max_completion_length``, the rollouts per prompt and the batch at an exact
@@ -77,8 +74,9 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
         eval_dataset: As ``GRPOTrainer``; by default built from ``args.eval_benchmarks``.
         processing_class: The tokenizer; loaded from ``model`` when omitted.
         callbacks: Extra ``TrainerCallback``\ s; the curriculum's callback is added by the trainer itself.
-        run_callbacks: The run features (``fastcurl.run``): SIGTERM, fail-soft rewards, metrics, the no-op guard,
-            manifests, the stage summary line, Hub pushes. None attaches the standard set
+        run_callbacks: The run features (``fastcurl.run``): the output_dir lock, SIGTERM, stage checkpoints,
+            fail-soft rewards, metrics, the no-op guard, manifests, the stage summary line, Hub pushes. None
+            attaches the standard set
             (``fastcurl.run.standard_run_callbacks``); a list attaches exactly those (``[]``: none).
         **kwargs: Passed to ``GRPOTrainer`` (``peft_config``, ...).
 
@@ -168,17 +166,6 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
     def curriculum_active(self) -> bool:
         return bool(getattr(self, "curriculum", None) and self.curriculum.plans)
 
-    def run_callback(self, kind: type) -> Any:
-        """The attached callback of class ``kind`` (say ``fastcurl.run.NoLearningGuard``), or None."""
-        return next((c for c in self.callback_handler.callbacks if isinstance(c, kind)), None)
-
-    def _run_event(self, event: str, **kwargs: Any) -> None:
-        """A run event (``fastcurl.run``) to every callback that implements it, in their order."""
-        for callback in self.callback_handler.callbacks:
-            handler = getattr(callback, event, None)
-            if handler is not None:
-                handler(self, **kwargs)
-
     # ------------------------------------------------------------------------------------- applying one stage
 
     def _enter_stage(self, index: int, *, resumed_updates: int | None) -> StagePlan:
@@ -187,7 +174,7 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
         stage, batch = plan.config, plan.batch
         self.curriculum.begin_stage(index, self.state.global_step)
         self.args.gradient_accumulation_steps = batch.gradient_accumulation_steps
-        set_deepspeed_accumulation(self, batch.gradient_accumulation_steps)
+        set_deepspeed_batch(self, batch.per_device_train_batch_size, batch.gradient_accumulation_steps)
         self.args.steps_per_generation = batch.steps_per_generation
         self.args.generation_batch_size = batch.generation_batch_size
         self.args.num_generations = self.num_generations = stage.num_generations
@@ -206,7 +193,7 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
         if self.solved_prompts is not None and micro_step % (batch.steps_per_generation * self.num_iterations):
             self.solved_prompts.resumed_inside_rollout_step()
         if resumed_updates is not None and index > 0 and stage.reset_reference and self.ref_model is not None:
-            stage_checkpoints.restore_reference(self, index)
+            restore_reference(self, index)
         if resumed_updates is None and index > 0:
             if stage.reset_reference and self.ref_model is not None:
                 model = self.accelerator.unwrap_model(self.model_wrapped)
@@ -247,7 +234,7 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
         if resuming and len(self.curriculum.stage_start_steps) > index:
             resumed_updates = self.state.global_step - self.curriculum.stage_start_steps[index]
         if resuming and resumed_updates is None and index > 0:
-            stage_checkpoints.complete_interrupted_stage_end(self, index - 1)
+            self._complete_stage_end(index - 1)
         plan = self._enter_stage(index, resumed_updates=resumed_updates)
         self._run_event("on_stage_begin", plan=plan, resumed=resumed_updates is not None)
         started = time.monotonic()
@@ -258,7 +245,7 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
         run_pass(self.get_train_dataloader(), plan.batch.optimizer_updates * plan.batch.gradient_accumulation_steps,
                  plan.batch.optimizer_updates)
         if ended_before:
-            stage_checkpoints.complete_interrupted_stage_end(self, index)  # only what is missing of its end
+            self._complete_stage_end(index)  # a finished run: only what is missing of its end
         elif self.curriculum.decided_stage_over(self.state):  # not when SIGTERM or max_steps stopped it
             self._finish_stage(plan, time.monotonic() - started)
 
@@ -276,50 +263,6 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, GRPOTrainer):
         if stage is None or not stage.dynamic_sampling or not self.model.training:
             return generate(inputs)
         return generate_with_dynamic_sampling(self, inputs, stage.max_generation_rounds, generate)
-
-    def _finish_stage(self, plan: StagePlan, seconds: float) -> None:
-        """Stage end: the policy saved to the stage's directory, then ``on_stage_end`` (``stage_checkpoints``)."""
-        stage_checkpoints.finish_stage(self, plan, seconds)
-
-    def save_checkpoint_safely(self, write: Callable[[], None], run_dir: str) -> None:
-        """transformers' checkpoint write, proven complete before it counts (``run.checkpoints``)."""
-        write_checkpoint(self, write, Path(run_dir) / f"checkpoint-{self.state.global_step}")
-
-    # -------------------------------------------------------------------------------------------- the run
-
-    def train(self, resume_from_checkpoint: str | bool | None = None, *args: Any, **kwargs: Any) -> Any:
-        """TRL's train, with the run events around it; ``resume_from_checkpoint=True``: the newest complete one."""
-        if resume_from_checkpoint is True:
-            found = find_last_checkpoint(self.args.output_dir)
-            if found is None:
-                raise MissingRunFileError(f"No complete checkpoint in {self.args.output_dir} to resume from.")
-            resume_from_checkpoint = str(found)
-        try:
-            self._run_event("on_run_begin")
-            with quiet_library_bars(not verbose(self.args)):
-                output = super().train(resume_from_checkpoint, *args, **kwargs)
-        except RewardInterrupted:  # SIGTERM during a reward call that might never return
-            stage_checkpoints.save_last_complete_update(self)
-            output = None
-        finally:
-            self._run_event("on_run_exit")
-        self._run_event("on_run_end")
-        return output
-
-    @property
-    def stopped_by_signal(self) -> bool:
-        stop = self.run_callback(GracefulStop)
-        return bool(stop and stop.requested)
-
-    def save_final_model(self, output_dir: str | None = None) -> Path:
-        """The final policy in ``output_dir`` (hard links to the last stage checkpoint when it holds it)."""
-        return stage_checkpoints.save_final_model(self, output_dir)
-
-    def training_step(self, *args: Any, **kwargs: Any) -> torch.Tensor:
-        try:
-            return super().training_step(*args, **kwargs)
-        except torch.OutOfMemoryError as error:
-            raise out_of_memory_error(self, error) from error
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         logs["curriculum/stage"] = float(self.curriculum.stage_index if self.curriculum_active else 0)

@@ -25,7 +25,8 @@ Relied on (transformers 5.17 to 5.24):
 - The attributes ``_buffered_inputs``, ``_step`` (TRL's generation buffer and micro-step counter),
   ``_train_batch_size`` (the dataloader's batch) and ``callback_handler.lr_scheduler``, reset at a stage boundary.
 - ``args.hf_deepspeed_config`` and ``args.deepspeed_plugin``: DeepSpeed's batch fields, refilled for the first stage;
-  the plugin's ``deepspeed_config`` and the engine's ``set_train_batch_size``: each later stage's accumulation.
+  the plugin's ``deepspeed_config`` and the engine's ``set_train_micro_batch_size`` and
+  ``set_train_batch_size``: each later stage's micro-batch and accumulation.
 """
 
 from __future__ import annotations
@@ -268,6 +269,11 @@ def refill_deepspeed_config(args: Any, plans: list[Any]) -> None:
     what ``Trainer`` itself does when a hyperparameter search changes the batch.
     """
     if not getattr(args, "deepspeed", None):
+        plugin = getattr(args, "deepspeed_plugin", None)
+        if plugin is not None:  # DeepSpeed from accelerate's own config (accelerate launch --use_deepspeed ...)
+            check_deepspeed_batch(plugin.deepspeed_config, plans, args.world_size,
+                                  fix="Leave it out of the deepspeed_config section of accelerate's config (or "
+                                  "its flag --gradient_accumulation_steps)")
         return
     check_deepspeed_batch(args.deepspeed, plans, args.world_size)
     from accelerate.utils import DeepSpeedPlugin
@@ -306,8 +312,9 @@ def eval_metric_buffers(trainer: Any) -> dict[str, list[float]]:
     return trainer._metrics["eval"]
 
 
-def set_deepspeed_accumulation(trainer: Any, steps: int) -> None:
-    """A stage's accumulation given to DeepSpeed's engine and the accelerator too, not only to ``args``.
+def set_deepspeed_batch(trainer: Any, micro_batch: int, steps: int) -> None:
+    """A stage's micro-batch and accumulation given to DeepSpeed's engine and the accelerator too, not only to
+    ``args``.
 
     transformers decides each update's boundary from ``args`` and accelerate passes it to the engine, so updates
     were right without this; the engine's and the accelerator's own counts (its batch size, its logs) follow it.
@@ -315,7 +322,8 @@ def set_deepspeed_accumulation(trainer: Any, steps: int) -> None:
     engine = trainer.model_wrapped
     if not getattr(trainer, "is_deepspeed_enabled", False) or not hasattr(engine, "set_train_batch_size"):
         return
-    engine.set_train_batch_size(engine.train_micro_batch_size_per_gpu() * engine.dp_world_size * steps)
+    engine.set_train_micro_batch_size(micro_batch)
+    engine.set_train_batch_size(micro_batch * engine.dp_world_size * steps)
     # accelerate copies the plugin's value back into the accelerator whenever a dataloader is prepared, and an
     # engine built later from the plugin's config (TRL's ZeRO-3 reference model) checks the three agree
     config = trainer.accelerator.state.deepspeed_plugin.deepspeed_config
@@ -324,7 +332,7 @@ def set_deepspeed_accumulation(trainer: Any, steps: int) -> None:
     trainer.accelerator.gradient_accumulation_steps = steps
 
 
-def check_deepspeed_batch(deepspeed: str | dict, plans: list[Any], world_size: int) -> None:
+def check_deepspeed_batch(deepspeed: str | dict, plans: list[Any], world_size: int, fix: str | None = None) -> None:
     """Each batch field a DeepSpeed config sets (not ``"auto"``) equals every stage's value on ``world_size``."""
     from .stages import stage_label
 
@@ -340,10 +348,11 @@ def check_deepspeed_batch(deepspeed: str | dict, plans: list[Any], world_size: i
                    * world_size}
         for key, value in planned.items():
             given = deepspeed.get(key, "auto")
+            default_fix = f'Set "{key}": "auto" in the DeepSpeed config'
             if given != "auto" and given != value:
                 raise ValueError(
                     f"The DeepSpeed config sets {key}: {given}, but {stage_label(plan.config, plan.index)} trains "
                     f"with {value} on {world_size} process(es) (from its prompts_per_update, num_generations and "
-                    f"per_device_train_batch_size). Set \"{key}\": \"auto\" in the DeepSpeed config: each stage's "
-                    "value then comes from its plan."
+                    f"per_device_train_batch_size). {fix or default_fix}: each stage's value then comes from its "
+                    "plan."
                 )

@@ -25,11 +25,13 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ..errors import RunInputError
+
 WEIGHT_SYNC_MODES = ("nccl", "disk")
 
 
-class VLLMServerError(RuntimeError):
-    """The vLLM server is unreachable or cannot serve this curriculum."""
+class VLLMServerError(RunInputError, RuntimeError):
+    """The vLLM server is unreachable or cannot serve this curriculum (the user's to fix: the CLI shows one line)."""
 
 
 def launch_command(model: str, max_model_len: int, host: str, port: int) -> str:

@@ -230,3 +230,15 @@ def complete_directory(final: Path) -> Path | None:
         if candidate.is_dir() and checkpoint_problem(candidate) is None:
             return candidate
     return None
+
+
+def save_last_complete_update(trainer: Any) -> None:
+    """A checkpoint of the state after the last finished update (an interrupted one left the weights untouched)."""
+    from .signals import GracefulStop
+
+    stop = trainer.run_callback(GracefulStop)
+    if stop is not None:
+        stop.requested = True
+    here = Path(trainer.args.output_dir) / f"checkpoint-{trainer.state.global_step}"
+    if find_last_checkpoint(trainer.args.output_dir) != here:
+        trainer._save_checkpoint(trainer.model, trial=None)

@@ -108,8 +108,12 @@ def model_card(run_dir: str | Path, repo_id: str, eval_results: dict[str, Any] |
             f"{settings.get('rollout_steps')} | {updates} |"
         )
     settings_text = []
-    for key in ("learning_rate", "lr_scheduler_type", "beta", "entropy_coef", "epsilon", "temperature",
-                "max_prompt_length", "seed"):
+    from ..curriculum.stages import STAGE_OVERRIDABLE_FIELDS
+
+    overridden = [k for s in planned for k in (s["settings"].get("overrides") or {})]
+    for key in dict.fromkeys(("learning_rate", "lr_scheduler_type", "warmup_ratio", "beta", "entropy_coef",
+                              "epsilon", "epsilon_high", "temperature", *STAGE_OVERRIDABLE_FIELDS, "loss_type",
+                              "num_iterations", "max_prompt_length", "bf16", "seed", *overridden)):
         if key in config:
             per_stage = [f"stage {s['index'] + 1}: {s['settings']['overrides'][key]}" for s in planned
                          if key in (s["settings"].get("overrides") or {})]

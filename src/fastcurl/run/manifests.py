@@ -120,7 +120,7 @@ def stage_metrics(log_history: list[dict[str, Any]], first_step: int, last_step:
     return {name: sum(v) / len(v) for name, v in values.items()}
 
 
-def stage_record(trainer: Any, plan: Any, seconds: float, checkpoint: Path | None) -> dict[str, Any]:
+def stage_record(trainer: Any, plan: Any, seconds: float, checkpoint: Path | None = None) -> dict[str, Any]:
     """A finished stage's entry in ``stage_manifest.json``: what ran, on which steps, what it measured, where."""
     start = trainer.curriculum.stage_start_steps[plan.index]
     return {
@@ -176,3 +176,6 @@ class ManifestCallback(TrainerCallback):
     def on_stage_end(self, trainer: Any, plan: Any, record: dict[str, Any]) -> None:
         if trainer.args.should_save:
             update_stage_manifest(trainer.args.output_dir, record)
+
+    def stage_end_missing(self, trainer: Any, plan: Any) -> bool:
+        return plan.index not in {s["index"] for s in read_stage_manifest(trainer.args.output_dir)}
