@@ -376,3 +376,18 @@ def test_one_flag_style_a_dashed_flag_names_its_snake_case_form(tmp_path):
     assert_one_line_error(fastcurl("segment", path, "--num-segments", "3", "--out", str(tmp_path / "s")),
                           "(flags are --snake_case: --num_segments)", verb="segment")
     assert "--learning-rate" not in fastcurl("train", "--help_all").stdout
+
+
+def test_plan_finds_its_recipe_after_pass_through_flags_of_every_kind(tmp_path):
+    """A bare boolean (`--use_vllm RECIPE`), `--hub t` and `--config=RECIPE` took the recipe for a flag's value
+    (or found none); the kind of each passed-through `train` field now says how many words it takes."""
+    path = recipe(tmp_path)
+    for words in (["--use_vllm", path], ["--use_vllm", "true", path], ["--hub", "t", path], [f"--config={path}"],
+                  [f"--json={tmp_path / 'plan.json'}", path], [path, f"--learning_rate=1e-5"]):
+        planned = fastcurl("plan", *words)
+        assert planned.returncode == 0 and "stage-1" not in planned.stderr, (words, planned.stderr[-2000:])
+        assert planned.stdout.startswith("stage "), words
+    assert (tmp_path / "plan.json").is_file()
+    # as argparse reads it, every word after --reward_funcs is a reward: the recipe must come first
+    assert_one_line_error(fastcurl("plan", "--reward_funcs", "a", "b", path), "plan needs a recipe", verb="plan")
+    assert fastcurl("plan", path, "--reward_funcs", "a", "b").returncode == 0

@@ -183,10 +183,10 @@ def parse_train_args(argv: list[str] | None = None, prog: str = "fastcurl train"
 
     import yaml
 
-    from .cli_args import check_recipe_values, one_line_errors
+    from .cli_args import check_recipe_values, one_line_errors, split_equals
 
     parser = one_line_errors(TrlParser((FastCuRLConfig, RunArguments), prog=prog, allow_abbrev=False), recipe=True)
-    argv = list(argv or [])
+    argv = split_equals(list(argv or []))
     flags = [a for i, a in enumerate(argv) if a != "--config" and (i == 0 or argv[i - 1] != "--config")]
     _, unknown = parser.parse_known_args(flags)  # before the config is built (its checks would speak first)
     if unknown:
@@ -418,7 +418,9 @@ def plan(argv: list[str] | None = None) -> None:
 
     from .cli_args import PlanArguments, parse_verb
 
-    argv = ["--recipe" if a == "--config" else a for a in argv or []]  # the flag `fastcurl train` takes, too
+    from .cli_args import split_equals
+
+    argv = ["--recipe" if a == "--config" else a for a in split_equals(argv or [])]  # train's flag, too
     args, overrides = parse_verb(PlanArguments, argv, "fastcurl plan", positional="recipe", remaining=True)
     if not args.hub:
         # Read by huggingface_hub when it is first imported (below): no retries against an unreachable Hub.

@@ -8,6 +8,7 @@ imports torch or transformers' trainer: ``--help`` answers at once.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 
 BENCHMARKS = "aime2024,math500,amc2023,minerva,olympiad_bench"
@@ -147,14 +148,27 @@ def parse_verb(dataclass_type: type, argv: list[str], prog: str, positional: str
 
     parser = one_line_errors(TrlParser(dataclass_type, prog=prog, description=dataclass_type.__doc__,
                                        allow_abbrev=False))
-    if list(argv)[-1:] == ["--config"]:
+    argv = split_equals(list(argv))
+    if argv[-1:] == ["--config"]:
         raise ValueError(f"--config needs a YAML file of {prog}'s options: {prog} --config FILE.yaml")
-    argv = with_positional(list(argv), parser, positional) if positional else list(argv)
+    argv = with_positional(argv, parser, positional) if positional else argv
     parsed, rest = parser.parse_args_and_config(args=argv, return_remaining_strings=True)
     hint = snake_case_hint(rest, parser)
     if rest and (hint or not remaining):
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     return (parsed, rest) if remaining else parsed
+
+
+def split_equals(argv: list[str]) -> list[str]:
+    """``--field=value`` as the two words ``--field value``, so flags are found however they are written."""
+    words = []
+    for word in argv:
+        name, equals, value = word.partition("=")
+        if equals and re.fullmatch(r"--[A-Za-z_][A-Za-z0-9_-]*", name):
+            words += [name, value]
+        else:
+            words.append(word)
+    return words
 
 
 def with_positional(argv: list[str], parser, positional: str) -> list[str]:
@@ -165,7 +179,13 @@ def with_positional(argv: list[str], parser, positional: str) -> list[str]:
     """
     if f"--{positional}" in argv:
         return argv
+    from .curriculum.recipe_keys import STRING_BOOLS, recipe_field_kinds
+
     nargs = {option: action.nargs for action in parser._actions for option in action.option_strings}
+    # A flag this verb does not know is a `fastcurl train` field passed through (plan's overrides): its kind says
+    # whether it takes several words (`--reward_funcs a b`), an optional one (a boolean) or exactly one.
+    for name, (kind, many) in (recipe_field_kinds() or {}).items():
+        nargs.setdefault(f"--{name}", "+" if many else "?" if kind == "bool" else None)
     index = 0
     while index < len(argv):
         word = argv[index]
@@ -180,7 +200,7 @@ def with_positional(argv: list[str], parser, positional: str) -> list[str]:
         following = argv[index + 1] if index + 1 < len(argv) else None
         if "=" not in word and following is not None and not following.startswith("-") and (
                 takes_value is None or takes_value == "unknown"
-                or (takes_value == "?" and following.lower() in ("true", "false", "yes", "no", "1", "0"))):
+                or (takes_value == "?" and following.lower() in STRING_BOOLS)):
             index += 2
         else:
             index += 1

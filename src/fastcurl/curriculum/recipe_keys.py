@@ -149,7 +149,7 @@ def check_recipe_keys(recipe: Any, source: str) -> None:
                      "lists them); a stage's own fields go under stages:.")
 
 
-_STRING_BOOLS = {"true", "false", "yes", "no", "t", "f", "y", "n", "1", "0"}  # transformers' string_to_bool
+STRING_BOOLS = {"true", "false", "yes", "no", "t", "f", "y", "n", "1", "0"}  # transformers' string_to_bool
 
 
 def check_value(key: str, value: Any, kind: str | None, many: bool, source: str) -> None:
@@ -169,7 +169,7 @@ def check_value(key: str, value: Any, kind: str | None, many: bool, source: str)
                                   or isinstance(item, str) and not _is_number(item)):
             expected = "a number"
         elif kind == "bool" and not (isinstance(item, bool) or isinstance(item, str)
-                                     and item.lower() in _STRING_BOOLS):
+                                     and item.lower() in STRING_BOOLS):
             expected = "true or false"
         elif kind == "str" and isinstance(item, (int, float)) and not isinstance(item, bool):
             expected = "a string"
