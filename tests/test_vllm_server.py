@@ -97,6 +97,29 @@ def trainer_logprobs(model, token_ids: list[int]) -> list[float]:
 
 
 @needs_vllm
+def test_the_cli_with_no_server_is_one_line_naming_the_command_to_start_it(tiny_model_path, tmp_path):
+    """It was 75 lines: urllib's chained tracebacks above the preflight's message. With vllm_server_base_url the
+    message named the unused host and port, and the command to start the server the default port."""
+    import yaml
+
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump({"model_name_or_path": str(tiny_model_path), "output_dir": str(tmp_path / "run"),
+                                    "use_cpu": True, "stages": [{"dataset": "synthetic", "rollout_steps": 1}]}))
+    command = [sys.executable, "-m", "fastcurl.cli", "train", "--config", str(path), "--use_vllm", "true",
+               "--vllm_mode", "server", "--vllm_preflight_timeout", "1"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    for flags, fragments in ((["--vllm_server_port", "9"], ("No vLLM server answered at", "port 9", "--port 9 ")),
+                             (["--vllm_server_base_url", "http://127.0.0.1:19"],
+                              ("No vLLM server answered at http://127.0.0.1:19 within 1 s", "--port 19 "))):
+        result = subprocess.run([*command, *flags], capture_output=True, text=True, env=env, timeout=300)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+        [line] = result.stderr.strip().splitlines()
+        assert line.startswith("fastcurl train: error: ") and f"vllm serve {tiny_model_path}" in line
+        assert all(fragment in line for fragment in fragments), line
+        assert "host" not in line or "port 9" in line
+
+
+@needs_vllm
 @pytest.mark.slow
 def test_two_stage_curriculum_on_a_real_server(fresh_server, tmp_path):
     from transformers import TrainerCallback

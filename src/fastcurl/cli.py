@@ -176,7 +176,10 @@ def train_help(from_source: bool = True) -> str:
     return "\n".join(lines)
 
 
-def parse_train_args(argv: list[str] | None = None, prog: str = "fastcurl train", need_model: bool = True):
+def parse_train_args(argv: list[str] | None = None, prog: str = "fastcurl train", need_model: bool = True,
+                     this_machine: bool = True):
+    """The recipe and flags as ``(FastCuRLConfig, RunArguments)``, every check run; ``this_machine=False`` (``fastcurl
+    plan``, often run elsewhere) leaves out what depends on this machine (installed integrations, vllm, paths)."""
     from trl import TrlParser
 
     from .curriculum.config import FastCuRLConfig
@@ -228,7 +231,16 @@ def parse_train_args(argv: list[str] | None = None, prog: str = "fastcurl train"
         cap = run.max_steps_per_stage
         config.stages = [dataclasses.replace(s, rollout_steps=min(s.rollout_steps, cap),
                                              min_rollout_steps=min(s.min_rollout_steps, cap)) for s in config.stages]
-    check_run_targets(config)
+    if this_machine:
+        check_run_targets(config)
+    else:
+        import importlib.util
+
+        for name in run.reward_funcs:  # named as train names them, without importing the reward's module
+            module = REWARDS.get(name, name).partition(":")[0]
+            if ":" not in REWARDS.get(name, name) or importlib.util.find_spec(module) is None:
+                raise ValueError(f"Unknown reward '{name}'. Use one of {', '.join(REWARDS)} or module:function "
+                                 "with the module on PYTHONPATH.")
     return config, run
 
 
@@ -237,6 +249,11 @@ def check_run_targets(config) -> None:
     from .cli_args import check_directory_target
 
     check_directory_target(config.output_dir, "output_dir")
+    import importlib.util
+
+    if config.use_vllm and importlib.util.find_spec("vllm") is None:  # TRL needs it for its client in server mode too
+        raise ValueError(f"use_vllm (vllm_mode {config.vllm_mode}) needs the vllm package in this environment: pip "
+                         "install vllm, or leave use_vllm false to generate with transformers.")
     from transformers.integrations import get_available_reporting_integrations
 
     available = set(get_available_reporting_integrations())
@@ -430,7 +447,7 @@ def plan(argv: list[str] | None = None) -> None:
     if overrides:
         # Planning trains nothing: switch off the precision flags that transformers checks against this machine.
         config, _ = parse_train_args(["--config", args.recipe, *overrides, "--bf16", "false", "--fp16", "false"],
-                                     prog="fastcurl plan", need_model=False)
+                                     prog="fastcurl plan", need_model=False, this_machine=False)
         recipe = {"stages": [s.to_dict() for s in config.stages or []],
                   "per_device_train_batch_size": config.per_device_train_batch_size,
                   "num_iterations": config.num_iterations}
@@ -477,6 +494,10 @@ def plan(argv: list[str] | None = None) -> None:
 
         with open(args.json, "w") as f:
             json.dump([asdict(r) for r in rows], f, indent=2)
+    if args.check and not overrides and not args.dataset:  # with overrides the config was built above
+        sys.stdout.flush()  # the table first (about a second); building train's config takes a few more
+        parse_train_args(["--config", args.recipe, "--bf16", "false", "--fp16", "false"], prog="fastcurl plan",
+                         need_model=False, this_machine=False)
 
 
 def evaluate(argv: list[str] | None = None) -> None:

@@ -61,6 +61,9 @@ class PlanArguments:
         "help": "Use this data source for every stage that names one (a local copy)."})
     num_processes: int = field(default=1, metadata={"help": "Training processes to derive batches for."})
     json: str | None = field(default=None, metadata={"help": "Also write the table to this JSON file."})
+    check: bool = field(default=True, metadata={
+        "help": "After the table, run every check `fastcurl train` runs on the recipe (its config is built, which "
+        "imports TRL: a few seconds); a recipe train would refuse then fails here too. false: the table only."})
     hub: bool = field(default=False, metadata={
         "help": "Ask the Hub for the size of Hub datasets that are not in the local cache (by default planning "
         "stays offline and shows their size as '?')."})
@@ -152,9 +155,14 @@ def parse_verb(dataclass_type: type, argv: list[str], prog: str, positional: str
     if argv[-1:] == ["--config"]:
         raise ValueError(f"--config needs a YAML file of {prog}'s options: {prog} --config FILE.yaml")
     argv = with_positional(argv, parser, positional) if positional else argv
+    # Flags the verb does not know are named before its options' own checks run (a typo'd --modle must not read
+    # as "--model is required").
+    flags = [a for i, a in enumerate(argv) if a != "--config" and (i == 0 or argv[i - 1] != "--config")]
+    _, unknown = parser.parse_known_args(flags)
+    if unknown and (snake_case_hint(unknown, parser) or not remaining):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     parsed, rest = parser.parse_args_and_config(args=argv, return_remaining_strings=True)
-    hint = snake_case_hint(rest, parser)
-    if rest and (hint or not remaining):
+    if rest and not remaining:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     return (parsed, rest) if remaining else parsed
 
@@ -184,7 +192,7 @@ def with_positional(argv: list[str], parser, positional: str) -> list[str]:
     nargs = {option: action.nargs for action in parser._actions for option in action.option_strings}
     # A flag this verb does not know is a `fastcurl train` field passed through (plan's overrides): its kind says
     # whether it takes several words (`--reward_funcs a b`), an optional one (a boolean) or exactly one.
-    for name, (kind, many) in (recipe_field_kinds() or {}).items():
+    for name, (kind, many, _) in (recipe_field_kinds() or {}).items():
         nargs.setdefault(f"--{name}", "+" if many else "?" if kind == "bool" else None)
     index = 0
     while index < len(argv):

@@ -152,10 +152,11 @@ def check_recipe_keys(recipe: Any, source: str) -> None:
 STRING_BOOLS = {"true", "false", "yes", "no", "t", "f", "y", "n", "1", "0"}  # transformers' string_to_bool
 
 
-def check_value(key: str, value: Any, kind: str | None, many: bool, source: str) -> None:
+def check_value(key: str, value: Any, kind: str | None, many: bool, source: str, optional: bool = False) -> None:
     """``value`` of recipe field ``key`` is what its flag of ``kind`` ('int', 'float', 'bool', 'str'; None: not
-    checked here) takes, as argparse would read it, or an error naming the field and what it must be."""
-    if value is None or kind is None:
+    checked here) takes, as argparse would read it, or an error naming the field and what it must be. An
+    ``optional`` field (``int | None``) also takes the word ``None``, as TRL's parser reads it."""
+    if value is None or kind is None or optional and isinstance(value, str) and value.strip().lower() == "none":
         return
     for item in value if many and isinstance(value, list) else [value]:
         expected = None
@@ -186,26 +187,29 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _kind_of(annotation: str) -> tuple[str | None, bool]:
-    """('int' | 'float' | 'bool' | 'str' | None, takes several) from a field's annotation as written."""
+def _kind_of(annotation: str) -> tuple[str | None, bool, bool]:
+    """('int' | 'float' | 'bool' | 'str' | None, takes several, may be None) from a field's annotation as
+    written."""
     text = annotation.replace(" ", "")
-    if text.startswith("Optional[") and text.endswith("]"):
+    optional = text.startswith("Optional[") and text.endswith("]")
+    if optional:
         text = text[len("Optional["):-1]
     parts = [part for part in text.split("|") if part != "None"]
+    optional = optional or len(parts) < len(text.split("|"))
     if len(parts) != 1:
-        return None, False
+        return None, False, optional
     for prefix in ("list[", "List["):
         if parts[0].startswith(prefix) and parts[0].endswith("]"):
             inner = parts[0][len(prefix):-1]
-            return (inner if inner in ("int", "float", "bool", "str") else None), True
-    return (parts[0] if parts[0] in ("int", "float", "bool", "str") else None), False
+            return (inner if inner in ("int", "float", "bool", "str") else None), True, optional
+    return (parts[0] if parts[0] in ("int", "float", "bool", "str") else None), False, optional
 
 
 @lru_cache(maxsize=1)
-def recipe_field_kinds() -> dict[str, tuple[str | None, bool]] | None:
+def recipe_field_kinds() -> dict[str, tuple[str | None, bool, bool]] | None:
     """Each top-level field's kind read from the source, as ``fastcurl train``'s parser takes it (the test keeps
     them equal to the parser's); None when a source file cannot be read."""
-    kinds: dict[str, tuple[str | None, bool]] = {}
+    kinds: dict[str, tuple[str | None, bool, bool]] = {}
     for package, file, cls in RECIPE_DATACLASSES:
         fields = dataclass_fields_from_source(package, file, cls)
         if fields is None:
@@ -222,5 +226,6 @@ def check_recipe_types(recipe: Any, source: str, strings: bool = True) -> bool:
         return kinds is not None
     for key, value in recipe.items():
         if key != "stages" and key in kinds and (strings or not isinstance(value, str)):
-            check_value(key, value, *kinds[key], source)
+            kind, many, optional = kinds[key]
+            check_value(key, value, kind, many, source, optional)
     return True

@@ -48,8 +48,11 @@ def load_benchmark(name: str, data_dir: str | Path | None, limit: int | None = N
     else:
         known = ", ".join(BENCHMARK_FILES)
         raise DataError(
-            f"benchmark '{name}': no file for it in {data_dir}. Known names: {known}; or pass a file path or a Hub "
-            f"dataset id, and --data_dir pointing at a directory of benchmark files."
+            f"benchmark '{name}': "
+            + (f"no file for it in {data_dir}" if data_dir else "no benchmark directory given (--data_dir, or "
+               "eval_data_dir in a recipe)")
+            + f". Known names: {known}; or pass a file path or a Hub dataset id, and --data_dir pointing at a "
+            "directory of benchmark files."
         )
     if limit is not None:
         dataset = dataset.select(range(min(limit, len(dataset))))

@@ -59,10 +59,14 @@ def preflight(base_url: str, model: str, needed_len: int, wait_s: float = 30.0, 
         except (urllib.error.URLError, OSError, ValueError) as error:
             last_error = error
             if time.monotonic() >= deadline:
+                from urllib.parse import urlparse
+
+                own = base_url.rstrip("/") == f"http://{host}:{port}"  # from host and port, not vllm_server_base_url
+                serve_port = int(port) if own and str(port).isdigit() else urlparse(base_url).port or 8000
                 raise VLLMServerError(
-                    f"No vLLM server answered at {base_url} (host {host}, port {port}) within {wait_s:.0f} s "
-                    f"({last_error}). Start it first, for example:\n  "
-                    f"{launch_command(model, needed_len, '0.0.0.0', int(port) if str(port).isdigit() else 8000)}\n"
+                    f"No vLLM server answered at {base_url}{f' (host {host}, port {port})' if own else ''} within "
+                    f"{wait_s:.0f} s ({last_error}). Start it first, for example:\n  "
+                    f"{launch_command(model, needed_len, '0.0.0.0', serve_port)}\n"
                     f"or point vllm_server_host/vllm_server_port (or vllm_server_base_url) at the running server."
                 ) from error
             time.sleep(poll_s)
