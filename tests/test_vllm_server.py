@@ -113,10 +113,11 @@ def test_the_cli_with_no_server_is_one_line_naming_the_command_to_start_it(tiny_
                               ("No vLLM server answered at http://127.0.0.1:19 within 1 s", "--port 19 "))):
         result = subprocess.run([*command, *flags], capture_output=True, text=True, env=env, timeout=300)
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
-        [line] = result.stderr.strip().splitlines()
+        # vLLM's import may print its own notes (Triton without a CPU backend) before ours: ours is one line
+        [line] = [text for text in result.stderr.splitlines() if text.startswith("fastcurl")]
         assert line.startswith("fastcurl train: error: ") and f"vllm serve {tiny_model_path}" in line
         assert all(fragment in line for fragment in fragments), line
-        assert "host" not in line or "port 9" in line
+        assert "(host " not in line or "port 9)" in line  # the unused host and port are not named
 
 
 @needs_vllm
