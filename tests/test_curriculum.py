@@ -305,6 +305,39 @@ def test_resume_asks_the_callback_whether_its_stage_is_over(tiny_model_path, tmp
     assert saved["CurriculumCallback"]["attributes"]["stage_start_steps"] == [0, 2]
 
 
+class EndLastStageEarly(CurriculumCallback):
+    """Ends the last stage after 1 of its 2 updates: there is no next stage to move to."""
+
+    def should_advance(self, state):
+        return super().should_advance(state) or (self.stage_index == 1 and self.updates_done(state) >= 1)
+
+
+class EndLastEarlyTrainer(CurriculumGRPOTrainer):
+    curriculum_class = EndLastStageEarly
+
+
+def test_resuming_a_run_whose_last_stage_the_callback_ended_early_trains_nothing(tiny_model_path, tmp_path):
+    """The review found a resume from the final checkpoint trained one more update of the last stage: the
+    callback's decision was read, but the stage's pass ran to its maximum."""
+
+    def run(resume=None):
+        recorder = Recorder()
+        args = FastCuRLConfig(**small_config(tmp_path, save_strategy="steps", save_steps=1), stages=two_stages())
+        trainer = EndLastEarlyTrainer(model=tiny_model_path, reward_funcs=[recorder], args=args)
+        recorder.trainer = trainer
+        trainer.train(resume_from_checkpoint=resume)
+        return trainer, recorder
+
+    trainer, _ = run()
+    final = trainer.state.global_step
+    assert trainer.curriculum.stage_start_steps == [0, final - 1]  # 1 update of the last stage
+    resumed, recorder = run(resume=str(tmp_path / f"checkpoint-{final}"))
+    assert resumed.state.global_step == final and recorder.calls == []
+    assert not (tmp_path / f"checkpoint-{final + 1}").exists()
+    resumed, recorder = run(resume=str(tmp_path / f"checkpoint-{final - 1}"))  # the last stage's one update again
+    assert resumed.state.global_step == final and {stage for stage, _ in recorder.calls} == {1}
+
+
 def test_overlong_penalty_and_dr_grpo_normaliser_follow_the_stage_length(tiny_model_path, tmp_path):
     """Issue 16, item 4: the soft overlong penalty's bound is the current stage's cap (8, then 16), and the
     dr_grpo loss divides by the current stage's length after the switch (TRL binds both once when built)."""

@@ -242,8 +242,9 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, RunEvents, GRPOTrainer):
                     f"rollout steps ({plan.batch.optimizer_updates} updates), max_completion_length="
                     f"{plan.config.max_completion_length}, {len(self.train_dataset)} prompts")
         ended_before = resumed_updates is not None and self.curriculum.decided_stage_over(self.state)  # a finished run
-        run_pass(self.get_train_dataloader(), plan.batch.optimizer_updates * plan.batch.gradient_accumulation_steps,
-                 plan.batch.optimizer_updates)
+        if not ended_before:  # a last stage its callback ended early has no next stage to move to: no pass at all
+            run_pass(self.get_train_dataloader(), plan.batch.optimizer_updates * plan.batch.gradient_accumulation_steps,
+                     plan.batch.optimizer_updates)
         if ended_before:
             self._complete_stage_end(index)  # a finished run: only what is missing of its end
         elif self.curriculum.decided_stage_over(self.state):  # not when SIGTERM or max_steps stopped it
