@@ -233,6 +233,22 @@ def test_run_features_are_the_standard_callbacks_and_any_can_be_left_out(tiny_mo
     assert (tmp_path / "without" / "stage-1-only").is_dir()  # the stage mechanism does not depend on it
 
 
+def test_push_to_hub_with_run_callbacks_that_leave_out_the_hub_push_warns(tiny_model_path, tmp_path, capsys):
+    """The review found it pushed nothing and said nothing: transformers' own pushes stay off in a curriculum run."""
+    from fastcurl.run import HubPushCallback, standard_run_callbacks
+
+    stages = [StageConfig(name="only", dataset="synthetic", dataset_kwargs={"num_problems": 16},
+                          max_completion_length=8, num_generations=2, prompts_per_rollout_step=2, rollout_steps=1)]
+    args = FastCuRLConfig(output_dir=str(tmp_path / "run"), use_cpu=True, report_to="none", save_strategy="no",
+                          per_device_train_batch_size=4, stages=stages, disable_tqdm=True, push_to_hub=True,
+                          hub_model_id="someone/some-model")
+    chosen = standard_run_callbacks(args, push_to_hub=False)  # the standard set less the push (offline here)
+    assert not any(isinstance(c, HubPushCallback) for c in chosen)
+    CurriculumGRPOTrainer(model=tiny_model_path, reward_funcs=lambda completions, **kw: [0.0] * len(completions),
+                          args=args, run_callbacks=chosen)
+    assert "run_callbacks has no HubPushCallback: nothing will be pushed" in capsys.readouterr().out
+
+
 def test_stage_checkpoints_are_a_run_callback_and_a_resume_without_them_says_what_is_missing(tiny_model_path,
                                                                                               tmp_path):
     """The stage directories are written by `run.StageCheckpoints`; left out, the run trains without them, and a

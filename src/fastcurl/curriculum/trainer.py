@@ -35,7 +35,7 @@ from ..data import filter_stage_prompts, load_stage_datasets
 from ..generation.vllm_server import server_generation
 from ..rewards.think import apply_think_policy
 from ..run import standard_run_callbacks
-from ..run.console import quiet_library_bars, set_up_console, silence_library_deprecations, verbose
+from ..run.console import quiet_library_bars, set_up_console, silence_library_deprecations, verbose, warn
 from ..run.events import RunEvents
 from ..run.metrics import validation_sets
 from ..run.stage_checkpoints import restore_reference
@@ -129,6 +129,9 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, RunEvents, GRPOTrainer):
             args.push_to_hub = False
         if run_callbacks is None:
             run_callbacks = standard_run_callbacks(args, push_to_hub=push_stages)
+        elif push_stages and not any(type(c).__name__ == "HubPushCallback" for c in run_callbacks):
+            warn(logger, "push_to_hub is set but run_callbacks has no HubPushCallback: nothing will be pushed. Add "
+                 "fastcurl.run.HubPushCallback, or leave run_callbacks unset for the standard set.")
         for callback in run_callbacks:  # before the model loads: a run feature that cannot work fails first
             getattr(callback, "on_init", lambda args: None)(args)
         setting = getattr(args, "think_policy", None)
