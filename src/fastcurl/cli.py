@@ -61,13 +61,19 @@ def model_dtype(torch_dtype: str | None, config) -> str | None:
     return resolve_dtype(torch_dtype, config.use_cpu)
 
 
-def load_reward(name: str):
-    import importlib
-
+def reward_target(name: str) -> tuple[str, str]:
+    """``(module, function)`` a reward name stands for: one of ours or ``module:function``."""
     target = REWARDS.get(name, name)
     if ":" not in target:
         raise ValueError(f"Unknown reward '{name}'. Use one of {', '.join(REWARDS)} or module:function.")
     module, attr = target.split(":", 1)
+    return module, attr
+
+
+def load_reward(name: str):
+    import importlib
+
+    module, attr = reward_target(name)
     try:
         return getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as error:
@@ -237,10 +243,14 @@ def parse_train_args(argv: list[str] | None = None, prog: str = "fastcurl train"
         import importlib.util
 
         for name in run.reward_funcs:  # named as train names them, without importing the reward's module
-            module = REWARDS.get(name, name).partition(":")[0]
-            if ":" not in REWARDS.get(name, name) or importlib.util.find_spec(module) is None:
-                raise ValueError(f"Unknown reward '{name}'. Use one of {', '.join(REWARDS)} or module:function "
-                                 "with the module on PYTHONPATH.")
+            module, _ = reward_target(name)
+            try:
+                found = importlib.util.find_spec(module) is not None
+            except ImportError:  # a missing parent package of a dotted module
+                found = False
+            if not found:
+                raise ValueError(f"Cannot load reward '{name}' (No module named '{module}'). Use one of "
+                                 f"{', '.join(REWARDS)} or module:function with the module on PYTHONPATH.")
     return config, run
 
 

@@ -34,7 +34,7 @@ from trl.trainer.callbacks import SyncRefModelCallback
 from ..data import filter_stage_prompts, load_stage_datasets
 from ..generation.vllm_server import server_generation
 from ..rewards.think import apply_think_policy
-from ..run import standard_run_callbacks
+from ..run import HubPushCallback, standard_run_callbacks
 from ..run.console import quiet_library_bars, set_up_console, silence_library_deprecations, verbose, warn
 from ..run.events import RunEvents
 from ..run.metrics import validation_sets
@@ -129,7 +129,7 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, RunEvents, GRPOTrainer):
             args.push_to_hub = False
         if run_callbacks is None:
             run_callbacks = standard_run_callbacks(args, push_to_hub=push_stages)
-        elif push_stages and not any(type(c).__name__ == "HubPushCallback" for c in run_callbacks):
+        elif push_stages and not any(isinstance(c, HubPushCallback) for c in run_callbacks):
             warn(logger, "push_to_hub is set but run_callbacks has no HubPushCallback: nothing will be pushed. Add "
                  "fastcurl.run.HubPushCallback, or leave run_callbacks unset for the standard set.")
         for callback in run_callbacks:  # before the model loads: a run feature that cannot work fails first
@@ -244,13 +244,12 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, RunEvents, GRPOTrainer):
         logger.info(f"Stage {index + 1}/{len(self.curriculum.plans)} '{plan.name}': at most {plan.config.rollout_steps} "
                     f"rollout steps ({plan.batch.optimizer_updates} updates), max_completion_length="
                     f"{plan.config.max_completion_length}, {len(self.train_dataset)} prompts")
-        ended_before = resumed_updates is not None and self.curriculum.decided_stage_over(self.state)  # a finished run
-        if not ended_before:  # a last stage its callback ended early has no next stage to move to: no pass at all
-            run_pass(self.get_train_dataloader(), plan.batch.optimizer_updates * plan.batch.gradient_accumulation_steps,
-                     plan.batch.optimizer_updates)
-        if ended_before:
-            self._complete_stage_end(index)  # a finished run: only what is missing of its end
-        elif self.curriculum.decided_stage_over(self.state):  # not when SIGTERM or max_steps stopped it
+        if resumed_updates is not None and self.curriculum.decided_stage_over(self.state):  # a finished run: no pass
+            self._complete_stage_end(index)  # only what is missing of its end (a last stage ended early included)
+            return
+        run_pass(self.get_train_dataloader(), plan.batch.optimizer_updates * plan.batch.gradient_accumulation_steps,
+                 plan.batch.optimizer_updates)
+        if self.curriculum.decided_stage_over(self.state):  # not when SIGTERM or max_steps stopped it
             self._finish_stage(plan, time.monotonic() - started)
 
     def stage_sampler(self, sampler: Sampler) -> Sampler:
