@@ -37,6 +37,7 @@ from ..rewards.think import apply_think_policy
 from ..run import HubPushCallback, standard_run_callbacks
 from ..run.console import quiet_library_bars, set_up_console, silence_library_deprecations, verbose, warn
 from ..run.events import RunEvents
+from ..run.gloo_exit import wait_for_gloo_threads_at_exit
 from ..run.metrics import validation_sets
 from ..run.stage_checkpoints import restore_reference
 from .advance import check_rules_read_rewards
@@ -146,6 +147,7 @@ class CurriculumGRPOTrainer(TransformersLoopHooks, RunEvents, GRPOTrainer):
                              eval_dataset=validation_sets(args) if eval_dataset is None else eval_dataset,
                              processing_class=processing_class, callbacks=callbacks, **kwargs)
         check_trainer_attributes(self)
+        wait_for_gloo_threads_at_exit()  # a rank that finished must not abort at exit (run/gloo_exit.py)
         for name in construction:
             setattr(self.args, name, self._base_values[name])
         if plans:
