@@ -230,6 +230,11 @@ class TransformersLoopHooks:
         self.save_checkpoint_safely(lambda: super(TransformersLoopHooks, self)._save_checkpoint(model, trial),
                                     run_dir=super()._get_output_dir(trial))
 
+    def save_checkpoint_now(self) -> None:
+        """Write ``checkpoint-<global step>`` outside the loop's own save points (a SIGTERM during a reward call);
+        through ``_save_checkpoint``, so through ``save_checkpoint_safely`` like every other checkpoint."""
+        self._save_checkpoint(self.model, trial=None)
+
 
 # TRL's GRPOTrainer attributes the curriculum writes at a stage boundary or appends metrics to; a rename would make
 # these writes create new attributes silently, so their presence is checked when the trainer is built.

@@ -241,4 +241,4 @@ def save_last_complete_update(trainer: Any) -> None:
         stop.requested = True
     here = Path(trainer.args.output_dir) / f"checkpoint-{trainer.state.global_step}"
     if find_last_checkpoint(trainer.args.output_dir) != here:
-        trainer._save_checkpoint(trainer.model, trial=None)
+        trainer.save_checkpoint_now()
