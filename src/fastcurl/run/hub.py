@@ -5,7 +5,8 @@ revision users can load (``from_pretrained(repo, revision="stage-1-L1-8k")``). P
 background worker (``HfApi.run_as_future``, one at a time, in order). huggingface_hub retries transient errors
 (429 and 5xx, dropped connections) of the upload and the commit; it does not retry the three small requests
 before them (create the repository, list its branches, create a branch), so :func:`retry_transient` retries
-those on the same errors with the same backoff. A push that still fails is reported with the command that pushes
+those on the same errors with the same backoff (its ``http_backoff`` retries a raw HTTP request, not an ``HfApi``
+method: using it would mean rewriting those three requests). A push that still fails is reported with the command that pushes
 it later; it never changes the weights on disk. Optimizer state, pickled arguments (``training_args.bin`` may hold
 a token) and staging files never leave the machine, and every file is scanned for the Hub token before it is
 uploaded. A branch that already exists and was not pushed by this run is left alone unless ``overwrite_branches``
