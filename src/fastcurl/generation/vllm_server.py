@@ -48,7 +48,9 @@ def preflight(base_url: str, model: str, needed_len: int, wait_s: float = 30.0, 
               host: str = "HOST", port: int | str = "PORT") -> dict[str, Any]:
     """Check the server before any model loads: reachable within ``wait_s``, serving ``model``, long enough.
 
-    ``needed_len`` is the longest stage's prompt plus completion. Returns the server's model entry.
+    ``needed_len`` is the longest stage's prompt plus completion. Returns the server's model entry. It polls
+    ``/v1/models`` itself: TRL's ``VLLMClient.check_server`` polls ``/health``, which says neither the model served
+    nor its ``max_model_len``, and a client is built only after the policy has loaded.
     """
     deadline = time.monotonic() + wait_s
     last_error: Exception | None = None
