@@ -128,10 +128,13 @@ def test_a_missing_model_for_eval_and_a_hub_id_not_cached_offline(tmp_path):
     assert_one_line_error(offline, "nobody/no-such-model", "HF_HUB_OFFLINE=1")
 
 
-def test_plan_refuses_a_missing_data_file_as_train_does_and_flags_are_never_abbreviated(tmp_path):
+def test_plan_refuses_a_missing_data_file_or_recipe_as_train_does_and_flags_are_never_abbreviated(tmp_path):
     planned = fastcurl("plan", recipe(tmp_path, dataset=str(tmp_path / "missing.parquet")))
     assert planned.returncode == 2 and "Traceback" not in planned.stderr, planned.stderr[-2000:]
     assert planned.stderr.startswith("fastcurl plan: error: ") and "missing.parquet: file not found" in planned.stderr
+    missing = str(tmp_path / "no-such-recipe.yaml")
+    for verb, argv in (("plan", [missing]), ("plan", ["--config", missing]), ("train", ["--config", missing])):
+        assert_one_line_error(fastcurl(verb, *argv), f"the recipe {missing} does not exist", verb=verb)
     # argparse would read --learning_rat as --learning_rate and train at 1.0
     assert_one_line_error(fastcurl("train", "--config", recipe(tmp_path), "--learning_rat", "1"),
                           "unrecognized arguments: --learning_rat")

@@ -71,6 +71,9 @@ class PlanArguments:
     def __post_init__(self) -> None:
         if not self.recipe:
             raise ValueError("plan needs a recipe: fastcurl plan RECIPE.yaml.")
+        if not os.path.isfile(self.recipe):
+            raise FileNotFoundError(f"the recipe {self.recipe} does not exist (fastcurl plan takes a recipe YAML "
+                                    "file: fastcurl plan RECIPE.yaml).")
         if self.num_processes < 1:
             raise ValueError(f"--num_processes must be at least 1, got {self.num_processes}.")
 
