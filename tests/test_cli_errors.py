@@ -135,6 +135,9 @@ def test_plan_refuses_a_missing_data_file_or_recipe_as_train_does_and_flags_are_
     missing = str(tmp_path / "no-such-recipe.yaml")
     for verb, argv in (("plan", [missing]), ("plan", ["--config", missing]), ("train", ["--config", missing])):
         assert_one_line_error(fastcurl(verb, *argv), f"the recipe {missing} does not exist", verb=verb)
+    for verb, argv in (("train", ["--config", recipe(tmp_path)]), ("plan", [recipe(tmp_path)])):
+        assert_one_line_error(fastcurl(verb, *argv, "--stages", "L1"), "--stages cannot be set on the command line",
+                              verb=verb)
     # argparse would read --learning_rat as --learning_rate and train at 1.0
     assert_one_line_error(fastcurl("train", "--config", recipe(tmp_path), "--learning_rat", "1"),
                           "unrecognized arguments: --learning_rat")

@@ -203,6 +203,9 @@ def parse_train_args(argv: list[str] | None = None, prog: str = "fastcurl train"
 
         hint = snake_case_hint(unknown, parser) or " (fields are --snake_case; the recipe is --config RECIPE.yaml)"
         raise ValueError(f"unrecognized arguments: {' '.join(unknown)}{hint} (`{prog} --help` lists them)")
+    if "--stages" in flags:  # TRL's parser would read the words as a list of stages, each a malformed mapping
+        raise ValueError("--stages cannot be set on the command line: the curriculum is the recipe's `stages:` list "
+                         "(fastcurl train --config RECIPE.yaml; --max_steps_per_stage N shortens each stage).")
     if argv[-1:] == ["--config"]:
         raise ValueError("--config needs a recipe file: fastcurl train --config RECIPE.yaml")
     if "--config" in argv[:-1]:
