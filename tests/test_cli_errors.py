@@ -401,7 +401,8 @@ def test_plan_finds_its_recipe_after_pass_through_flags_of_every_kind(tmp_path):
         assert planned.stdout.startswith("stage "), words
     assert (tmp_path / "plan.json").is_file()
     # as argparse reads it, every word after --reward_funcs is a reward: the recipe must come first
-    assert_one_line_error(fastcurl("plan", "--reward_funcs", "a", "b", path), "plan needs a recipe", verb="plan")
+    assert_one_line_error(fastcurl("plan", "--reward_funcs", "a", "b", path), "give the recipe first: fastcurl plan "
+                          f"{path}", verb="plan")
     assert fastcurl("plan", path, "--reward_funcs", "accuracy", "format").returncode == 0
 
 

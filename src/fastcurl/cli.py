@@ -451,7 +451,14 @@ def plan(argv: list[str] | None = None) -> None:
     from .cli_args import split_equals
 
     argv = ["--recipe" if a == "--config" else a for a in split_equals(argv or [])]  # train's flag, too
-    args, overrides = parse_verb(PlanArguments, argv, "fastcurl plan", positional="recipe", remaining=True)
+    try:
+        args, overrides = parse_verb(PlanArguments, argv, "fastcurl plan", positional="recipe", remaining=True)
+    except ValueError as error:
+        recipes = [a for a in argv if a.endswith((".yaml", ".yml"))]
+        if "plan needs a recipe" in str(error) and recipes:  # a list flag (--reward_funcs a b RECIPE) took it
+            raise ValueError(f"give the recipe first: fastcurl plan {recipes[-1]} [--field value ...] (after a flag "
+                             "that takes a list, such as --reward_funcs, it is read as one more value).") from error
+        raise
     if not args.hub:
         # Read by huggingface_hub when it is first imported (below): no retries against an unreachable Hub.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
