@@ -4,9 +4,10 @@ Writes ``<out>/rank-<r>.jsonl``: per update, the rank, global step, stage, compl
 scored and checksums of the policy and the reference at each stage start.
 
     accelerate launch --cpu --num_processes 2 tests/multiprocess_run.py MODEL OUT [--mismatch] [--save]
-        [--resume] [--slow] [--adaptive] [--dynamic]
+        [--resume] [--slow] [--adaptive] [--dynamic] [--rank0-advances]
 
-``--adaptive`` gives stage 1 an ``advance_when`` rule (up to 4 rollout steps, ends after 2); ``--dynamic`` gives
+``--adaptive`` gives stage 1 an ``advance_when`` rule (up to 4 rollout steps, ends after 2); ``--rank0-advances`` a
+``should_advance`` subclass that only rank 0 says yes to, after stage 1's first update; ``--dynamic`` gives
 stage 1 dynamic sampling (up to 3 rounds) with rewards flat for three prompts in four, and records each rank's
 trained groups; ``--save`` writes a checkpoint at every update, ``--resume`` continues from the newest complete one, ``--slow``
 makes every reward call take a second (so a test can signal a rank mid-run); each reward record has the pid.
@@ -23,7 +24,7 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
-from fastcurl import CurriculumGRPOTrainer, FastCuRLConfig, StageConfig
+from fastcurl import CurriculumCallback, CurriculumGRPOTrainer, FastCuRLConfig, StageConfig
 
 
 def checksum(model) -> float:
@@ -63,6 +64,16 @@ def main() -> None:
                                     "rounds": self._metrics["train"]["dynamic_sampling/rounds"][-1:]}) + "\n")
             return batch
 
+    class RankZeroAdvances(CurriculumCallback):
+        """A rule that reads a per-rank value: only rank 0 wants to leave stage 1, after its first update."""
+
+        def should_advance(self, state):
+            return super().should_advance(state) or (rank == 0 and self.stage_index == 0
+                                                     and self.updates_done(state) >= 1)
+
+    if "--rank0-advances" in sys.argv:
+        RecordingTrainer.curriculum_class = RankZeroAdvances
+
     class StageStart(TrainerCallback):
         def on_step_begin(self, args, state, control, **kwargs):
             start = trainer.curriculum.stage_start_steps[trainer.curriculum.stage_index]
@@ -100,7 +111,7 @@ def main() -> None:
                             "stopped_by_signal": trainer.stopped_by_signal,
                             "engine_steps": getattr(trainer.model_wrapped, "global_steps", None),
                             "policy": checksum(trainer.accelerator.unwrap_model(trainer.model_wrapped))}) + "\n")
-    trainer.accelerator.end_training()  # as the CLI does: no rank exits with the process group's threads running
+    trainer.accelerator.end_training()  # as the CLI does (the exit is made safe by fastcurl.run.gloo_exit)
 
 
 if __name__ == "__main__":

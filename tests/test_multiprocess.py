@@ -221,6 +221,21 @@ def test_two_ranks_take_the_same_adaptive_advance(tiny_model_path, tmp_path):
 
 
 @pytest.mark.slow
+def test_a_should_advance_that_only_one_rank_says_yes_to_moves_both_ranks(tiny_model_path, tmp_path):
+    """A subclass's rule may read per-rank values: rank 0 alone ends stage 1 after one update. Both ranks enter
+    stage 2 at step 1 (the run hung when each rank followed its own answer)."""
+    out = tmp_path / "rank0"
+    result = launch("ddp", tiny_model_path, out, "--rank0-advances")
+    assert result.returncode == 0, result.stderr[-4000:]
+    records = read(out)
+    starts = sorted((r["rank"], r["step"], r["stage"]) for r in records if r["kind"] == "stage_start")
+    assert starts == [(0, 0, 0), (0, 1, 1), (1, 0, 0), (1, 1, 1)]
+    assert [r["step"] for r in records if r["kind"] == "done"] == [3, 3]
+    manifest = json.loads((out / "stage_manifest.json").read_text())["stages"]
+    assert manifest[0]["ended_by"].startswith("RankZeroAdvances.should_advance after 1 of 2 updates")
+
+
+@pytest.mark.slow
 def test_two_ranks_sample_dynamically_with_whole_groups_and_equal_counts(tiny_model_path, tmp_path):
     """Issue 16: dynamic sampling on 2 DDP ranks: each rank trains whole groups, the same number of them, after the
     same number of rounds (at most 3), and groups with a reward spread come before flat ones."""

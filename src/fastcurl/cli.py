@@ -358,8 +358,8 @@ def train(argv: list[str] | None = None) -> None:
 
         path = plot_training(trainer.state.log_history, trainer.curriculum.stage_start_steps, config.output_dir)
         print(f"[fastcurl] done: {trainer.state.global_step} updates; model in {config.output_dir}; plot {path}")
-    # Trackers closed and the process group destroyed before exit: a rank that exits with gloo's threads still
-    # running can abort ("terminate called without an active exception") and fail the launcher.
+    # Trackers closed and the process group destroyed, as accelerate asks (gloo's threads live on while the model
+    # refers to the group: the exit itself is made safe by run/gloo_exit.py, which the trainer registered).
     trainer.accelerator.end_training()
     from .run import HubPushCallback
 

@@ -171,13 +171,16 @@ class CurriculumCallback(TrainerCallback, ExportableState):
     ) -> TrainerControl:
         if not self.plans:
             return control
-        over = self.stage_over(state)
-        if self.current.config.advance_when is not None:
-            from ..run.signals import any_rank
+        from ..run.signals import any_rank
 
-            over = any_rank(over)  # one decision for every rank, whatever a rank's float rounding
-            if over:
-                self.end_reasons.setdefault(self.stage_index, "advance_when held on another rank")
+        # One decision for every rank: a rule's metrics may round differently per rank, and a subclass's
+        # should_advance may read per-rank values; ranks that disagreed would wait on each other forever.
+        here = self.stage_over(state)
+        over = any_rank(here)
+        if over and not here:
+            self.end_reasons.setdefault(self.stage_index, "advance_when held on another rank"
+                                        if self.current.config.advance_when is not None
+                                        else f"{type(self).__name__}.should_advance held on another rank")
         self.decision = {"step": state.global_step, "stage": self.stage_index, "over": over}
         if over:
             control.should_epoch_stop = True  # the trainer runs each stage as one pass of its epoch loop
