@@ -397,3 +397,21 @@ def test_overlong_penalty_by_name_and_unbound():
     with pytest.raises(RuntimeError, match="CurriculumGRPOTrainer"):
         StageOverlongPenalty()([[1, 2]])
     assert StageOverlongPenalty(0.2, 100)([[1] * 80, [1] * 90, [1] * 100, [1] * 101]) == [0.0, -0.5, -1.0, -1.0]
+
+
+def test_the_recipe_digest_ignores_the_process_count_and_accepts_older_checkpoints():
+    """A checkpoint resumes on another number of processes (the per-device batch fields are not the recipe); one
+    saved before that change (every batch field hashed) still resumes on its own process count; a changed stage
+    is still refused."""
+    from fastcurl.curriculum.plan import resolve_plan
+    from fastcurl.errors import RunInputError
+
+    stages = [StageConfig(segment="L1", max_completion_length=8, prompts_per_rollout_step=8, rollout_steps=2,
+                          num_generations=4)]
+    on = {n: CurriculumCallback(resolve_plan(stages, 4, n)) for n in (1, 2, 4)}
+    assert len({c.recipe_digest for c in on.values()}) == 1
+    on[2].check_recipe(on[4].recipe_digest)
+    on[2].check_recipe(on[2]._digest(per_process_fields=True))  # an older checkpoint, same process count
+    changed = CurriculumCallback(resolve_plan([dataclasses.replace(stages[0], rollout_steps=3)], 4, 2))
+    with pytest.raises(RunInputError, match="trained under another recipe"):
+        changed.check_recipe(on[2].recipe_digest)

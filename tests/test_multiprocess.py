@@ -221,6 +221,33 @@ def test_two_ranks_take_the_same_adaptive_advance(tiny_model_path, tmp_path):
 
 
 @pytest.mark.slow
+def test_a_run_started_on_one_process_resumes_on_two(tiny_model_path, tmp_path):
+    """A preempted job often comes back on another number of GPUs: the checkpoint of update 2 (end of stage 1) of
+    a one-process run resumes under `accelerate launch` on two ranks (it was refused as 'another recipe': the
+    digest held the per-device batch fields). Both ranks enter stage 2 at step 2, with the accumulation of two
+    processes, and end at the same update as the one-process run."""
+    import shutil
+
+    from fastcurl.run.checkpoints import find_last_checkpoint
+
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    alone = subprocess.run([sys.executable, str(SCRIPT), tiny_model_path, str(out), "--save"], capture_output=True,
+                           text=True, timeout=300, env=env)
+    assert alone.returncode == 0, alone.stderr[-4000:]
+    for name in ("checkpoint-3", "checkpoint-4"):
+        shutil.rmtree(out / name)
+    assert find_last_checkpoint(out).name == "checkpoint-2"
+    (out / "rank-0.jsonl").unlink()
+    resumed = launch("ddp", tiny_model_path, out, "--save", "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-4000:]
+    records = read(out)
+    starts = sorted((r["rank"], r["step"], r["stage"], r["grad_accum"]) for r in records if r["kind"] == "stage_start")
+    assert starts == [(0, 2, 1, 4), (1, 2, 1, 4)]  # 8 prompts x 4 completions / (2 ranks x 4 per device)
+    assert [r["step"] for r in records if r["kind"] == "done"] == [4, 4]
+
+
+@pytest.mark.slow
 def test_a_should_advance_that_only_one_rank_says_yes_to_moves_both_ranks(tiny_model_path, tmp_path):
     """A subclass's rule may read per-rank values: rank 0 alone ends stage 1 after one update. Both ranks enter
     stage 2 at step 1 (the run hung when each rank followed its own answer)."""

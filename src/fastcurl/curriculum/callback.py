@@ -22,6 +22,9 @@ from .plan import StagePlan
 
 # Stage fields added after checkpoints already held a recipe digest: left out of it at their defaults, so those
 # checkpoints still resume.
+# StageBatch fields that depend on the process count (and the per-device batch), not on the recipe's terms.
+PER_PROCESS_BATCH_FIELDS = ("per_device_train_batch_size", "gradient_accumulation_steps", "steps_per_generation",
+                            "generation_batch_size")
 _LATER_FIELDS = {"advance_when": None, "min_rollout_steps": 0, "drop_solved": False, "dynamic_sampling": False,
                  "max_generation_rounds": 3}
 
@@ -80,13 +83,21 @@ class CurriculumCallback(TrainerCallback, ExportableState):
 
     @property
     def recipe_digest(self) -> str:
-        """A hash of the resolved stages (settings and batch fields): what a checkpoint was trained under."""
+        """A hash of the resolved stages (settings, updates per stage): what a checkpoint was trained under.
+
+        The batch fields a process count changes are left out, so a run resumes on another number of GPUs.
+        """
+        return self._digest(per_process_fields=False)
+
+    def _digest(self, per_process_fields: bool) -> str:
         import hashlib
         import json
 
         configs = [{k: v for k, v in p.config.to_dict().items() if k not in _LATER_FIELDS or v != _LATER_FIELDS[k]}
                    for p in self.plans]
-        resolved = [{"config": c, "batch": vars(p.batch)} for c, p in zip(configs, self.plans)]
+        batches = [{k: v for k, v in vars(p.batch).items() if per_process_fields or k not in PER_PROCESS_BATCH_FIELDS}
+                   for p in self.plans]
+        resolved = [{"config": c, "batch": b} for c, b in zip(configs, batches)]
         return hashlib.sha256(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     @property
@@ -197,7 +208,9 @@ class CurriculumCallback(TrainerCallback, ExportableState):
 
     def check_recipe(self, digest: str | None) -> None:
         """A checkpoint trained under the recipe digest ``digest`` may be resumed under this plan (None: unknown)."""
-        if digest is not None and digest != self.recipe_digest and not self.allow_recipe_change:
+        # checkpoints of fastcurl before 2026-12 hashed every batch field (then the same process count resumes)
+        accepted = (self.recipe_digest, self._digest(per_process_fields=True))
+        if digest is not None and digest not in accepted and not self.allow_recipe_change:
             raise RunInputError(
                 f"The checkpoint was trained under another recipe (resolved stages {digest}, this run's "
                 f"{self.recipe_digest}): its stage boundaries and batch fields would not match. Resume with the "
