@@ -53,3 +53,22 @@ def test_the_wait_returns_at_once_without_gloo_threads():
     started = time.monotonic()
     assert wait_for_gloo_threads(timeout_s=5.0)
     assert time.monotonic() - started < 0.5
+
+
+def test_building_the_trainer_registers_the_wait(tiny_model_path, tmp_path, monkeypatch):
+    """Every run gets it, the CLI's and a Python user's alike: it is the trainer that registers it."""
+    import atexit
+
+    from fastcurl import CurriculumGRPOTrainer, FastCuRLConfig, StageConfig
+    from fastcurl.run import gloo_exit
+
+    registered = []
+    monkeypatch.setattr(gloo_exit, "_registered", False)
+    monkeypatch.setattr(atexit, "register", lambda function, *args, **kwargs: registered.append(function))
+    stage = StageConfig(dataset="synthetic", dataset_kwargs={"num_problems": 16}, segment="L1", rollout_steps=1,
+                        max_completion_length=8, num_generations=4, prompts_per_rollout_step=4)
+    args = FastCuRLConfig(output_dir=str(tmp_path), report_to="none", use_cpu=True, per_device_train_batch_size=4,
+                          stages=[stage], disable_tqdm=True)
+    CurriculumGRPOTrainer(model=tiny_model_path, reward_funcs=lambda completions, **kwargs: [0.0] * len(completions),
+                          args=args)
+    assert wait_for_gloo_threads in registered

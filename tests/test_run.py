@@ -275,3 +275,23 @@ def test_stage_checkpoints_are_a_run_callback_and_a_resume_without_them_says_wha
     assert (out / "checkpoint-3").is_dir()  # inside stage 2 (updates 3-4)
     with pytest.raises(MissingRunFileError, match="fastcurl.run.StageCheckpoints among the run callbacks"):
         build(out).train(resume_from_checkpoint=str(out / "checkpoint-3"))
+
+
+def test_the_stage_name_reaches_the_active_wandb_run(monkeypatch):
+    """With report_to wandb, each stage's name goes to the run's config and summary, found through wandb's public
+    ``wandb.run`` (not WandbCallback's private attribute). wandb is not installed here: a stand-in module is."""
+    import sys
+    from types import SimpleNamespace
+
+    from transformers.integrations import WandbCallback
+
+    from fastcurl.run import StageSummaryCallback
+
+    updates: list[dict] = []
+    run = SimpleNamespace(config=SimpleNamespace(update=lambda values, allow_val_change: updates.append(values)),
+                          summary={})
+    monkeypatch.setitem(sys.modules, "wandb", SimpleNamespace(run=run))
+    trainer = SimpleNamespace(callback_handler=SimpleNamespace(callbacks=[object.__new__(WandbCallback)]),
+                              curriculum=SimpleNamespace(plans=[None, None]), state=SimpleNamespace(global_step=3))
+    StageSummaryCallback().on_stage_begin(trainer, SimpleNamespace(index=1, name="L3-24k"), resumed=False)
+    assert updates == [{"curriculum/stage_2": "L3-24k"}] and run.summary == {"curriculum/stage_name": "L3-24k"}

@@ -114,16 +114,24 @@ def test_a_missing_trl_attribute_is_named_when_the_trainer_is_built():
 
     from fastcurl.curriculum.transformers_hooks import TransformersDriftError, check_trainer_attributes
 
+    overridden = dict(max_completion_length=8, beta=0.0, entropy_coef=0.0, epsilon_low=0.2, epsilon_high=0.2,
+                      scale_rewards="group", mask_truncated_completions=False, top_p=1.0, top_k=0, min_p=None,
+                      repetition_penalty=1.0, use_vllm=False, generation_config=None, generation_kwargs={})
     built = dict(_buffered_inputs=None, _step=0, _metrics={}, _train_batch_size=8,
-                 callback_handler=SimpleNamespace(lr_scheduler=None))
+                 callback_handler=SimpleNamespace(lr_scheduler=None), **overridden)
     check_trainer_attributes(SimpleNamespace(**built))
+    # a stage override's target renamed in TRL (epsilon_low), and the vLLM copy of the sampling settings missing
+    with pytest.raises(TransformersDriftError, match=r"no longer has: epsilon_low\. "):
+        check_trainer_attributes(SimpleNamespace(**{k: v for k, v in built.items() if k != "epsilon_low"}))
+    with pytest.raises(TransformersDriftError, match="no longer has: vllm_generation"):
+        check_trainer_attributes(SimpleNamespace(**{**built, "use_vllm": True}))
     with pytest.raises(TransformersDriftError, match="no longer has: _buffered_inputs, _metrics"):
         check_trainer_attributes(SimpleNamespace(**{k: v for k, v in built.items()
                                                     if k not in ("_buffered_inputs", "_metrics")}))
     with pytest.raises(TransformersDriftError,
                        match="no longer has: _train_batch_size, callback_handler.lr_scheduler"):
         check_trainer_attributes(SimpleNamespace(_buffered_inputs=None, _step=0, _metrics={},
-                                                 callback_handler=SimpleNamespace()))
+                                                 callback_handler=SimpleNamespace(), **overridden))
 
 
 def test_an_early_return_in_another_order_a_trl_change_and_an_unreadable_source(monkeypatch):

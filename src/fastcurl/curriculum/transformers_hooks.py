@@ -23,7 +23,8 @@ Relied on (transformers 5.17 to 5.24):
 - ``_get_train_sampler(dataset)`` (TRL's RepeatSampler): wrapped per stage.
 - ``_generate_and_score_completions(inputs)`` (TRL): wrapped for dynamic sampling (``curriculum.dynamic_sampling``).
 - The attributes ``_buffered_inputs``, ``_step`` (TRL's generation buffer and micro-step counter),
-  ``_train_batch_size`` (the dataloader's batch) and ``callback_handler.lr_scheduler``, reset at a stage boundary.
+  ``_train_batch_size`` (the dataloader's batch) and ``callback_handler.lr_scheduler``, reset at a stage boundary,
+  and the public ones a stage's length and overrides are written to (``RELIED_ON_ATTRIBUTES``).
 - ``args.hf_deepspeed_config`` and ``args.deepspeed_plugin``: DeepSpeed's batch fields, refilled for the first stage;
   the plugin's ``deepspeed_config`` and the engine's ``set_train_micro_batch_size`` and
   ``set_train_batch_size``: each later stage's micro-batch and accumulation.
@@ -236,9 +237,15 @@ class TransformersLoopHooks:
         self._save_checkpoint(self.model, trial=None)
 
 
-# TRL's GRPOTrainer attributes the curriculum writes at a stage boundary or appends metrics to; a rename would make
-# these writes create new attributes silently, so their presence is checked when the trainer is built.
-RELIED_ON_ATTRIBUTES = ("_buffered_inputs", "_step", "_metrics", "_train_batch_size", "callback_handler.lr_scheduler")
+# TRL's GRPOTrainer attributes the curriculum writes at a stage boundary (the loop's state, every copy of the
+# completion cap, each per-stage override's target in ``stages.STAGE_FIELD_TARGETS``) or appends metrics to; a
+# rename would make these writes create new attributes silently, so their presence is checked when the trainer is
+# built. The generation copies depend on the mode: ``vllm_generation`` with vLLM, else the two below.
+RELIED_ON_ATTRIBUTES = ("_buffered_inputs", "_step", "_metrics", "_train_batch_size", "callback_handler.lr_scheduler",
+                        "max_completion_length", "beta", "entropy_coef", "epsilon_low", "epsilon_high",
+                        "scale_rewards", "mask_truncated_completions", "top_p", "top_k", "min_p",
+                        "repetition_penalty", "use_vllm")
+RELIED_ON_GENERATION_ATTRIBUTES = {True: ("vllm_generation",), False: ("generation_config", "generation_kwargs")}
 
 
 def check_trainer_attributes(trainer: Any) -> None:
@@ -251,7 +258,8 @@ def check_trainer_attributes(trainer: Any) -> None:
             target = getattr(target, name)
         return True
 
-    missing = [name for name in RELIED_ON_ATTRIBUTES if not has(name)]
+    relied_on = RELIED_ON_ATTRIBUTES + RELIED_ON_GENERATION_ATTRIBUTES[bool(getattr(trainer, "use_vllm", False))]
+    missing = [name for name in relied_on if not has(name)]
     if missing:
         import transformers
         import trl

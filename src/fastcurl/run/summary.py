@@ -15,6 +15,8 @@ class StageSummaryCallback(TrainerCallback):
     """
 
     def on_stage_begin(self, trainer: Any, plan: Any, resumed: bool) -> None:
+        from transformers.integrations import WandbCallback
+
         label = f"stage {plan.index + 1}/{len(trainer.curriculum.plans)} {plan.name}"
         for callback in trainer.callback_handler.callbacks:
             bar = getattr(callback, "training_bar", None)
@@ -23,7 +25,7 @@ class StageSummaryCallback(TrainerCallback):
             writer = getattr(callback, "tb_writer", None)
             if writer is not None:
                 writer.add_text("curriculum/stage_name", label, trainer.state.global_step)
-            run = getattr(getattr(callback, "_wandb", None), "run", None)
+            run = _wandb_run() if isinstance(callback, WandbCallback) else None
             if run is not None:
                 run.config.update({f"curriculum/stage_{plan.index + 1}": plan.name}, allow_val_change=True)
                 run.summary["curriculum/stage_name"] = plan.name
@@ -35,6 +37,13 @@ class StageSummaryCallback(TrainerCallback):
         parts += [f"{k} {v:.4g}" for k, v in record["metrics"].items()] + [f"{record['seconds']:.1f}s"]
         console_line(trainer, f"[fastcurl] stage {plan.index + 1}/{len(trainer.curriculum.plans)} '{plan.name}' done: "
                               + ", ".join(parts))
+
+
+def _wandb_run() -> Any:
+    """The active W&B run through wandb's public handle (``wandb.run``), not the callback's private attribute."""
+    import sys
+
+    return getattr(sys.modules.get("wandb"), "run", None)
 
 
 def console_line(trainer: Any, message: str) -> None:
