@@ -42,14 +42,13 @@ def test_ranks_that_gathered_just_before_exit_all_exit_0(tmp_path):
     script.write_text(RANK_SCRIPT)
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
     for attempt in range(10):
-        port = str(29000 + (os.getpid() + attempt * 7 + int(time.time())) % 400)
-        result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                                 "--master_port", port, str(script)], capture_output=True, text=True,
-                                timeout=120, cwd=tmp_path, env=env)
+        result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+                                 "2", str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
         assert result.returncode == 0 and "terminate called" not in result.stderr, (attempt, result.stderr[-3000:])
 
 
 def test_the_wait_returns_at_once_without_gloo_threads():
+    """What a single-process run pays at exit (nothing to wait for)."""
     started = time.monotonic()
     assert wait_for_gloo_threads(timeout_s=5.0)
     assert time.monotonic() - started < 0.5
@@ -57,14 +56,14 @@ def test_the_wait_returns_at_once_without_gloo_threads():
 
 def test_building_the_trainer_registers_the_wait(tiny_model_path, tmp_path, monkeypatch):
     """Every run gets it, the CLI's and a Python user's alike: it is the trainer that registers it."""
-    import atexit
+    from types import SimpleNamespace
 
     from fastcurl import CurriculumGRPOTrainer, FastCuRLConfig, StageConfig
     from fastcurl.run import gloo_exit
 
     registered = []
     monkeypatch.setattr(gloo_exit, "_registered", False)
-    monkeypatch.setattr(atexit, "register", lambda function, *args, **kwargs: registered.append(function))
+    monkeypatch.setattr(gloo_exit, "atexit", SimpleNamespace(register=registered.append))
     stage = StageConfig(dataset="synthetic", dataset_kwargs={"num_problems": 16}, segment="L1", rollout_steps=1,
                         max_completion_length=8, num_generations=4, prompts_per_rollout_step=4)
     args = FastCuRLConfig(output_dir=str(tmp_path), report_to="none", use_cpu=True, per_device_train_batch_size=4,

@@ -222,10 +222,10 @@ def test_two_ranks_take_the_same_adaptive_advance(tiny_model_path, tmp_path):
 
 @pytest.mark.slow
 def test_a_run_started_on_one_process_resumes_on_two(tiny_model_path, tmp_path):
-    """A preempted job often comes back on another number of GPUs: the checkpoint of update 2 (end of stage 1) of
+    """A preempted job often comes back on another number of GPUs: the checkpoint of update 1 (inside stage 1) of
     a one-process run resumes under `accelerate launch` on two ranks (it was refused as 'another recipe': the
-    digest held the per-device batch fields). Both ranks enter stage 2 at step 2, with the accumulation of two
-    processes, and end at the same update as the one-process run."""
+    digest held the per-device batch fields). Both ranks finish stage 1 with one more update, enter stage 2 at step
+    2 with the accumulation of two processes, and end at the same update as the one-process run."""
     import shutil
 
     from fastcurl.run.checkpoints import find_last_checkpoint
@@ -235,16 +235,19 @@ def test_a_run_started_on_one_process_resumes_on_two(tiny_model_path, tmp_path):
     alone = subprocess.run([sys.executable, str(SCRIPT), tiny_model_path, str(out), "--save"], capture_output=True,
                            text=True, timeout=300, env=env)
     assert alone.returncode == 0, alone.stderr[-4000:]
-    for name in ("checkpoint-3", "checkpoint-4"):
+    for name in ("checkpoint-2", "checkpoint-3", "checkpoint-4", "stage-1-short"):
         shutil.rmtree(out / name)
-    assert find_last_checkpoint(out).name == "checkpoint-2"
+    assert find_last_checkpoint(out).name == "checkpoint-1"
     (out / "rank-0.jsonl").unlink()
     resumed = launch("ddp", tiny_model_path, out, "--save", "--resume")
     assert resumed.returncode == 0, resumed.stderr[-4000:]
     records = read(out)
     starts = sorted((r["rank"], r["step"], r["stage"], r["grad_accum"]) for r in records if r["kind"] == "stage_start")
     assert starts == [(0, 2, 1, 4), (1, 2, 1, 4)]  # 8 prompts x 4 completions / (2 ranks x 4 per device)
+    assert sorted((r["rank"], r["step"], r["stage"]) for r in records if r["kind"] == "reward") == [
+        (rank, step, 0 if step <= 2 else 1) for rank in (0, 1) for step in (2, 3, 4)]
     assert [r["step"] for r in records if r["kind"] == "done"] == [4, 4]
+    assert (out / "stage-1-short").is_dir()  # stage 1 ended in the resumed run, on two ranks
 
 
 @pytest.mark.slow

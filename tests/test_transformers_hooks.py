@@ -115,16 +115,21 @@ def test_a_missing_trl_attribute_is_named_when_the_trainer_is_built():
     from fastcurl.curriculum.transformers_hooks import TransformersDriftError, check_trainer_attributes
 
     overridden = dict(max_completion_length=8, beta=0.0, entropy_coef=0.0, epsilon_low=0.2, epsilon_high=0.2,
-                      scale_rewards="group", mask_truncated_completions=False, top_p=1.0, top_k=0, min_p=None,
-                      repetition_penalty=1.0, use_vllm=False, generation_config=None, generation_kwargs={})
+                      scale_rewards="group", mask_truncated_completions=False,
+                      use_vllm=False, generation_kwargs={},
+                      generation_config=SimpleNamespace(top_p=1.0, top_k=0, min_p=None, repetition_penalty=1.0,
+                                                        max_new_tokens=8))
     built = dict(_buffered_inputs=None, _step=0, _metrics={}, _train_batch_size=8,
                  callback_handler=SimpleNamespace(lr_scheduler=None), **overridden)
     check_trainer_attributes(SimpleNamespace(**built))
     # a stage override's target renamed in TRL (epsilon_low), and the vLLM copy of the sampling settings missing
     with pytest.raises(TransformersDriftError, match=r"no longer has: epsilon_low\. "):
         check_trainer_attributes(SimpleNamespace(**{k: v for k, v in built.items() if k != "epsilon_low"}))
-    with pytest.raises(TransformersDriftError, match="no longer has: vllm_generation"):
+    with pytest.raises(TransformersDriftError, match="no longer has: vllm_generation.top_p, vllm_generation.top_k"):
         check_trainer_attributes(SimpleNamespace(**{**built, "use_vllm": True}))
+    renamed = SimpleNamespace(top_p=1.0, top_k=0, min_p=None, repetition_penalty=1.0, max_tokens=8)
+    with pytest.raises(TransformersDriftError, match=r"no longer has: vllm_generation.max_completion_length\. "):
+        check_trainer_attributes(SimpleNamespace(**{**built, "use_vllm": True, "vllm_generation": renamed}))
     with pytest.raises(TransformersDriftError, match="no longer has: _buffered_inputs, _metrics"):
         check_trainer_attributes(SimpleNamespace(**{k: v for k, v in built.items()
                                                     if k not in ("_buffered_inputs", "_metrics")}))

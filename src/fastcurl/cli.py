@@ -204,8 +204,9 @@ def parse_train_args(argv: list[str] | None = None, prog: str = "fastcurl train"
         hint = snake_case_hint(unknown, parser) or " (fields are --snake_case; the recipe is --config RECIPE.yaml)"
         raise ValueError(f"unrecognized arguments: {' '.join(unknown)}{hint} (`{prog} --help` lists them)")
     if "--stages" in flags:  # TRL's parser would read the words as a list of stages, each a malformed mapping
-        raise ValueError("--stages cannot be set on the command line: the curriculum is the recipe's `stages:` list "
-                         "(fastcurl train --config RECIPE.yaml; --max_steps_per_stage N shortens each stage).")
+        recipe_words = "fastcurl plan RECIPE.yaml" if prog == "fastcurl plan" else f"{prog} --config RECIPE.yaml"
+        raise ValueError(f"--stages cannot be set on the command line: the curriculum is the recipe's `stages:` list "
+                         f"({recipe_words}; --max_steps_per_stage N shortens each stage).")
     if argv[-1:] == ["--config"]:
         raise ValueError("--config needs a recipe file: fastcurl train --config RECIPE.yaml")
     if "--config" in argv[:-1]:
@@ -454,7 +455,8 @@ def plan(argv: list[str] | None = None) -> None:
     try:
         args, overrides = parse_verb(PlanArguments, argv, "fastcurl plan", positional="recipe", remaining=True)
     except ValueError as error:
-        recipes = [a for a in argv if a.endswith((".yaml", ".yml"))]
+        recipes = [a for i, a in enumerate(argv) if a.endswith((".yaml", ".yml")) and os.path.isfile(a)
+                   and (i == 0 or argv[i - 1] != "--json")]
         if "plan needs a recipe" in str(error) and recipes:  # a list flag (--reward_funcs a b RECIPE) took it
             raise ValueError(f"give the recipe first: fastcurl plan {recipes[-1]} [--field value ...] (after a flag "
                              "that takes a list, such as --reward_funcs, it is read as one more value).") from error

@@ -20,11 +20,10 @@ from ..errors import RunInputError
 from .advance import rule_holds, rule_metrics
 from .plan import StagePlan
 
+# StageBatch fields that depend on the process count (and the per-device batch), not on the recipe's terms.
+PER_PROCESS_BATCH_FIELDS = ("per_device_train_batch_size", "gradient_accumulation_steps", "steps_per_generation")
 # Stage fields added after checkpoints already held a recipe digest: left out of it at their defaults, so those
 # checkpoints still resume.
-# StageBatch fields that depend on the process count (and the per-device batch), not on the recipe's terms.
-PER_PROCESS_BATCH_FIELDS = ("per_device_train_batch_size", "gradient_accumulation_steps", "steps_per_generation",
-                            "generation_batch_size")
 _LATER_FIELDS = {"advance_when": None, "min_rollout_steps": 0, "drop_solved": False, "dynamic_sampling": False,
                  "max_generation_rounds": 3}
 
@@ -153,7 +152,9 @@ class CurriculumCallback(TrainerCallback, ExportableState):
         decision = self.decision
         if decision is not None and (decision["step"], decision.get("stage")) == (state.global_step, self.stage_index):
             return bool(decision["over"])
-        return self.stage_over(state)
+        from ..run.signals import any_rank
+
+        return any_rank(self.stage_over(state))  # every rank comes here alike (the decision is the same on all)
 
     def resume_position(self, saved: dict[str, Any] | None, state: TrainerState) -> tuple[int, int]:
         """(stage, optimizer updates already made in it) to continue a run at; ``saved`` is this callback's state
@@ -215,7 +216,8 @@ class CurriculumCallback(TrainerCallback, ExportableState):
                 f"The checkpoint was trained under another recipe (resolved stages {digest}, this run's "
                 f"{self.recipe_digest}): its stage boundaries and batch fields would not match. Resume with the "
                 "recipe it was started with, use a new output_dir, or set resume_with_changed_recipe: true to "
-                "resume anyway."
+                "resume anyway. (A checkpoint of fastcurl before 2026-12-06 resumes only on the process count "
+                "it was saved with; another count is the same recipe for later ones.)"
             )
 
     def restore(self, saved: dict[str, Any]) -> None:

@@ -240,12 +240,15 @@ class TransformersLoopHooks:
 # TRL's GRPOTrainer attributes the curriculum writes at a stage boundary (the loop's state, every copy of the
 # completion cap, each per-stage override's target in ``stages.STAGE_FIELD_TARGETS``) or appends metrics to; a
 # rename would make these writes create new attributes silently, so their presence is checked when the trainer is
-# built. The generation copies depend on the mode: ``vllm_generation`` with vLLM, else the two below.
+# built. The sampling settings and the cap take effect in the generation copies, which depend on the mode.
 RELIED_ON_ATTRIBUTES = ("_buffered_inputs", "_step", "_metrics", "_train_batch_size", "callback_handler.lr_scheduler",
                         "max_completion_length", "beta", "entropy_coef", "epsilon_low", "epsilon_high",
-                        "scale_rewards", "mask_truncated_completions", "top_p", "top_k", "min_p",
-                        "repetition_penalty", "use_vllm")
-RELIED_ON_GENERATION_ATTRIBUTES = {True: ("vllm_generation",), False: ("generation_config", "generation_kwargs")}
+                        "scale_rewards", "mask_truncated_completions", "use_vllm")
+_SAMPLING = ("top_p", "top_k", "min_p", "repetition_penalty")
+RELIED_ON_GENERATION_ATTRIBUTES = {
+    True: tuple(f"vllm_generation.{name}" for name in (*_SAMPLING, "max_completion_length")),
+    False: (*(f"generation_config.{name}" for name in (*_SAMPLING, "max_new_tokens")), "generation_kwargs"),
+}
 
 
 def check_trainer_attributes(trainer: Any) -> None:
