@@ -207,17 +207,24 @@ def test_sigkill_of_one_rank_then_resume_reaches_the_uninterrupted_policy(tiny_m
 
 
 @pytest.mark.slow
-def test_two_ranks_take_the_same_adaptive_advance(tiny_model_path, tmp_path):
-    """Issue 16: a stage with advance_when (maximum 4 rollout steps) ends after 2 on both ranks, at one update."""
-    out = tmp_path / "adaptive"
-    result = launch("ddp", tiny_model_path, out, "--adaptive")
+@pytest.mark.parametrize("flag, switch, ended_by", [
+    # Issue 16: a stage with advance_when (maximum 4 rollout steps) ends after 2 on both ranks, at one update.
+    ("--adaptive", 2, "advance_when after 2 updates"),
+    # A subclass's rule may read per-rank values: rank 0 alone ends stage 1 after one update (the run hung when
+    # each rank followed its own answer).
+    ("--rank0-advances", 1, "RankZeroAdvances.should_advance after 1 of 2 updates"),
+], ids=["advance_when", "should_advance on rank 0 only"])
+def test_two_ranks_take_the_same_advance(flag, switch, ended_by, tiny_model_path, tmp_path):
+    """Both ranks enter stage 2 at the same update, whichever rule ended stage 1 and on whichever rank it held."""
+    out = tmp_path / "advance"
+    result = launch("ddp", tiny_model_path, out, flag)
     assert result.returncode == 0, result.stderr[-4000:]
     records = read(out)
     starts = sorted((r["rank"], r["step"], r["stage"]) for r in records if r["kind"] == "stage_start")
-    assert starts == [(0, 0, 0), (0, 2, 1), (1, 0, 0), (1, 2, 1)]
-    assert [r["step"] for r in records if r["kind"] == "done"] == [4, 4]
+    assert starts == [(0, 0, 0), (0, switch, 1), (1, 0, 0), (1, switch, 1)]
+    assert [r["step"] for r in records if r["kind"] == "done"] == [switch + 2] * 2
     manifest = json.loads((out / "stage_manifest.json").read_text())["stages"]
-    assert manifest[0]["ended_by"].startswith("advance_when after 2 updates")
+    assert manifest[0]["ended_by"].startswith(ended_by)
 
 
 @pytest.mark.slow
@@ -248,21 +255,6 @@ def test_a_run_started_on_one_process_resumes_on_two(tiny_model_path, tmp_path):
         (rank, step, 0 if step <= 2 else 1) for rank in (0, 1) for step in (2, 3, 4)]
     assert [r["step"] for r in records if r["kind"] == "done"] == [4, 4]
     assert (out / "stage-1-short").is_dir()  # stage 1 ended in the resumed run, on two ranks
-
-
-@pytest.mark.slow
-def test_a_should_advance_that_only_one_rank_says_yes_to_moves_both_ranks(tiny_model_path, tmp_path):
-    """A subclass's rule may read per-rank values: rank 0 alone ends stage 1 after one update. Both ranks enter
-    stage 2 at step 1 (the run hung when each rank followed its own answer)."""
-    out = tmp_path / "rank0"
-    result = launch("ddp", tiny_model_path, out, "--rank0-advances")
-    assert result.returncode == 0, result.stderr[-4000:]
-    records = read(out)
-    starts = sorted((r["rank"], r["step"], r["stage"]) for r in records if r["kind"] == "stage_start")
-    assert starts == [(0, 0, 0), (0, 1, 1), (1, 0, 0), (1, 1, 1)]
-    assert [r["step"] for r in records if r["kind"] == "done"] == [3, 3]
-    manifest = json.loads((out / "stage_manifest.json").read_text())["stages"]
-    assert manifest[0]["ended_by"].startswith("RankZeroAdvances.should_advance after 1 of 2 updates")
 
 
 @pytest.mark.slow

@@ -6,11 +6,11 @@ background worker (``HfApi.run_as_future``, one at a time, in order). huggingfac
 (429 and 5xx, dropped connections) of the upload and the commit; it does not retry the three small requests
 before them (create the repository, list its branches, create a branch), so :func:`retry_transient` retries
 those on the same errors with the same backoff (its ``http_backoff`` retries a raw HTTP request, not an ``HfApi``
-method: using it would mean rewriting those three requests). A push that still fails is reported with the command that pushes
-it later; it never changes the weights on disk. Optimizer state, pickled arguments (``training_args.bin`` may hold
-a token) and staging files never leave the machine, and every file is scanned for the Hub token before it is
-uploaded. A branch that already exists and was not pushed by this run is left alone unless ``overwrite_branches``
-is set.
+method: using it would mean rewriting those three requests). A push that still fails is reported with the command
+that pushes it later; it never changes the weights on disk. Optimizer state, pickled arguments (``training_args.bin``
+may hold a token) and staging files never leave the machine, and every file is scanned for the Hub token before it
+is uploaded. A branch that already exists and was not pushed by this run is left alone unless
+``overwrite_branches`` is set.
 """
 
 from __future__ import annotations
